@@ -1,0 +1,89 @@
+# kbypass.xdp — every entry point a user or CI needs. Each target does its own set-up
+# (Debian packages for the controller, a pinned virtualenv, the collection link).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kbypass-stamp
+COLL_LINK := $(CURDIR)/.collections/ansible_collections/kbypass/xdp
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+PLAYBOOK := $(BIN)/ansible-playbook -i inventory/local
+ARGS ?=
+
+.PHONY: help run teardown verify facts tune bench test unit integration sanity lint molecule \
+        toolchain setup clean-venv
+
+help:
+	@echo "make run       - whole pipeline on the local netns test bed (playbooks/site.yml)"
+	@echo "make test      - every test: unit, integration, sanity, lint, molecule"
+	@echo "make teardown  - remove everything the run created"
+	@echo "make verify | facts | tune | bench"
+
+# --- set-up -----------------------------------------------------------------------
+$(STAMP): requirements.txt
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  need=""; for p in python3-venv python3-pip git make rsync; do \
+	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
+	  if [ -n "$$need" ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi; fi
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(COLL_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+setup: $(STAMP) $(COLL_LINK)
+
+# The target's toolchain (clang, libbpf, libxdp, bpftool, ...) comes from our own role,
+# so tests build against exactly what users get.
+toolchain: setup
+	$(PLAYBOOK) playbooks/site.yml --tags toolchain $(ARGS)
+
+# --- the product --------------------------------------------------------------------
+run: setup
+	$(PLAYBOOK) playbooks/site.yml $(ARGS)
+
+teardown: setup
+	$(PLAYBOOK) playbooks/teardown.yml $(ARGS)
+
+verify: setup
+	$(PLAYBOOK) playbooks/verify.yml $(ARGS)
+
+facts: setup
+	$(PLAYBOOK) playbooks/facts.yml $(ARGS)
+
+tune: setup
+	$(PLAYBOOK) playbooks/tune.yml $(ARGS)
+
+bench: toolchain
+	$(BIN)/python hack/bench.py $(ARGS)
+
+# --- tests --------------------------------------------------------------------------
+test: toolchain
+	$(MAKE) --no-print-directory unit integration sanity lint molecule
+
+unit: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+integration: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
+
+sanity: setup
+	bash hack/sanity.sh
+
+lint: setup
+	$(BIN)/ansible-lint --offline --profile production
+
+molecule: setup
+	$(BIN)/molecule test -s default
+
+clean-venv:
+	rm -rf $(VENV) .collections
