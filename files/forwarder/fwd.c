@@ -1,0 +1,1046 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+/* Copyright: (c) 2026, kbypass.xdp developers
+ *
+ * kbypass-fwd: the AF_XDP forwarder.
+ *
+ * The steering program (files/bpf/xdp_steer.c, attached by xdp_attach) owns the
+ * interface; this process never loads XDP.  It opens the pinned xsks_map, binds one
+ * AF_XDP socket per requested queue (libxdp, INHIBIT_PROG_LOAD), registers each socket
+ * at key = queue id, and removes exactly those keys again on exit.
+ *
+ * Reading order: options, UMEM and sockets, the rx -> process -> tx -> completion loop,
+ * the modes (rxdrop, echo, l2fwd, kernel), stats and shutdown.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_tun.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+
+#include <bpf/bpf.h>
+#include <xdp/xsk.h>
+
+#include "common.h"
+
+#ifndef XDP_USE_SG
+#define XDP_USE_SG (1 << 4) /* not used; documented as missing from 6.1 headers */
+#endif
+
+enum mode { M_RXDROP, M_ECHO, M_L2FWD, M_KERNEL };
+static const char *const mode_names[] = { "rxdrop", "echo", "l2fwd", "kernel" };
+enum bind_req { B_AUTO, B_COPY, B_ZEROCOPY };
+static const char *const bind_names[] = { "auto", "copy", "zerocopy" };
+
+static struct config {
+	const char *iface, *iface2, *netns, *pin_dir, *pin_dir2, *tap, *stats_file;
+	enum mode mode;
+	enum bind_req bind;
+	int queues[KB_MAX_LIST], nqueues;
+	int cpus[KB_MAX_LIST], ncpus;
+	unsigned int batch, frame_size, frames, rx_ring, tx_ring, fill_ring, comp_ring;
+	bool need_wakeup, busy_poll, json, quiet, csum_fix;
+	unsigned int busy_poll_usec, busy_poll_budget;
+	double duration, interval;
+	const char *xdp_mode; /* informational only: the attach is xdp_attach's job */
+} cfg = {
+	.mode = M_ECHO, .bind = B_AUTO, .batch = 64, .frame_size = 4096, .frames = 4096,
+	.rx_ring = 2048, .tx_ring = 2048, .fill_ring = 4096, .comp_ring = 2048,
+	.need_wakeup = true, .csum_fix = true, .busy_poll_usec = 20, .busy_poll_budget = 64,
+	.interval = 1.0, .xdp_mode = "native",
+};
+
+static volatile sig_atomic_t stop_flag;
+
+/* ---------------------------------------------------------------------------------
+ * Per-queue state.  A worker owns one UMEM and one (or, for l2fwd, two) sockets that
+ * share it.  Frames not in any ring sit on the worker's free stack, so a frame is
+ * always in exactly one place: free stack, fill, rx, tx or completion ring.
+ * ------------------------------------------------------------------------------- */
+struct counters {
+	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+	uint64_t dropped;   /* no TX slot / TAP busy / unparseable: dropped by us */
+	uint64_t invalid;   /* frames echo/kernel could not parse */
+	uint64_t wakeups;   /* syscalls made to kick the kernel (sendto/recvfrom/poll) */
+	uint64_t csum_fixed; /* UDP checksums completed (CHECKSUM_PARTIAL from a veth peer) */
+};
+
+struct port {
+	struct xsk_socket *xsk;
+	struct xsk_ring_cons rx, comp;
+	struct xsk_ring_prod tx, fill;
+	int fd, map_fd, ifindex;
+	bool registered;
+	unsigned int tx_outstanding; /* submitted to TX, not yet seen in completion */
+	unsigned int fill_target;
+	const char *ifname;
+};
+
+struct worker {
+	int queue, cpu;
+	pthread_t thread;
+	void *area;
+	size_t area_len;
+	struct xsk_umem *umem;
+	struct port ports[2];
+	int nports;
+	uint64_t *free_stack;
+	unsigned int nfree;
+	struct counters c; /* written by the worker, read (racy but atomic per word) by main */
+	bool zerocopy;
+};
+
+static struct worker workers[KB_MAX_LIST];
+static int nworkers;
+static int tap_fd = -1;
+static unsigned char tap_mac[ETH_ALEN];
+static char tap_name[IFNAMSIZ];
+
+/* ---------------------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------------------- */
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: kbypass-fwd --iface IF [--iface2 IF2] --mode rxdrop|echo|l2fwd|kernel\n"
+"         [--netns NS] [--pin-dir DIR] [--pin-dir2 DIR] [--queues 0,1] [--cpus 0,1]\n"
+"         [--bind auto|copy|zerocopy] [--xdp-mode native|generic|offload]\n"
+"         [--batch 64] [--frame-size 4096] [--frames 4096]\n"
+"         [--rx-ring 2048] [--tx-ring 2048] [--fill-ring 4096] [--comp-ring 2048]\n"
+"         [--no-need-wakeup] [--busy-poll] [--busy-poll-usec 20] [--busy-poll-budget 64]\n"
+"         [--tap NAME] [--duration SEC] [--interval SEC] [--json] [--stats-file PATH]\n"
+"         [--quiet] [--no-csum-fix]\n"
+"The steering program must already be attached to IF with its maps pinned in\n"
+"--pin-dir (default " KB_PIN_ROOT "/<netns or init_net>/<IF>).\n");
+}
+
+static int lookup(const char *const *names, int n, const char *v, const char *opt)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(names[i], v))
+			return i;
+	kb_die("%s: unknown value '%s'", opt, v);
+}
+
+static bool is_pow2(unsigned int v)
+{
+	return v && !(v & (v - 1));
+}
+
+static unsigned int ring_opt(const char *opt, const char *v)
+{
+	unsigned int r = (unsigned int)kb_parse_u64(opt, v, 64, 32768);
+
+	if (!is_pow2(r))
+		kb_die("%s: ring size must be a power of two, got %u", opt, r);
+	return r;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	enum { O_IFACE2 = 256, O_PIN, O_PIN2, O_BIND, O_XDPMODE, O_FSIZE, O_FRAMES, O_RXR,
+	       O_TXR, O_FILLR, O_COMPR, O_NOWAKE, O_BP, O_BPUSEC, O_BPBUDGET, O_TAP, O_DUR,
+	       O_INT, O_JSON, O_SFILE, O_QUIET, O_NETNS, O_QUEUES, O_CPUS, O_BATCH, O_NOCSUM };
+	static const struct option opts[] = {
+		{ "iface", required_argument, NULL, 'i' },
+		{ "iface2", required_argument, NULL, O_IFACE2 },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "netns", required_argument, NULL, O_NETNS },
+		{ "pin-dir", required_argument, NULL, O_PIN },
+		{ "pin-dir2", required_argument, NULL, O_PIN2 },
+		{ "queues", required_argument, NULL, O_QUEUES },
+		{ "cpus", required_argument, NULL, O_CPUS },
+		{ "bind", required_argument, NULL, O_BIND },
+		{ "xdp-mode", required_argument, NULL, O_XDPMODE },
+		{ "batch", required_argument, NULL, O_BATCH },
+		{ "frame-size", required_argument, NULL, O_FSIZE },
+		{ "frames", required_argument, NULL, O_FRAMES },
+		{ "rx-ring", required_argument, NULL, O_RXR },
+		{ "tx-ring", required_argument, NULL, O_TXR },
+		{ "fill-ring", required_argument, NULL, O_FILLR },
+		{ "comp-ring", required_argument, NULL, O_COMPR },
+		{ "no-need-wakeup", no_argument, NULL, O_NOWAKE },
+		{ "busy-poll", no_argument, NULL, O_BP },
+		{ "busy-poll-usec", required_argument, NULL, O_BPUSEC },
+		{ "busy-poll-budget", required_argument, NULL, O_BPBUDGET },
+		{ "tap", required_argument, NULL, O_TAP },
+		{ "duration", required_argument, NULL, O_DUR },
+		{ "interval", required_argument, NULL, O_INT },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "stats-file", required_argument, NULL, O_SFILE },
+		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "no-csum-fix", no_argument, NULL, O_NOCSUM },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+
+	cfg.queues[0] = 0;
+	cfg.nqueues = 1;
+	while ((c = getopt_long(argc, argv, "i:m:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'i': cfg.iface = optarg; break;
+		case O_IFACE2: cfg.iface2 = optarg; break;
+		case 'm': cfg.mode = (enum mode)lookup(mode_names, 4, optarg, "--mode"); break;
+		case O_NETNS: cfg.netns = optarg; break;
+		case O_PIN: cfg.pin_dir = optarg; break;
+		case O_PIN2: cfg.pin_dir2 = optarg; break;
+		case O_QUEUES:
+			cfg.nqueues = kb_parse_list(optarg, cfg.queues, KB_MAX_LIST);
+			if (cfg.nqueues <= 0)
+				kb_die("--queues: expected a list like 0,1 or 0-3 without duplicates, got '%s'", optarg);
+			break;
+		case O_CPUS:
+			cfg.ncpus = kb_parse_list(optarg, cfg.cpus, KB_MAX_LIST);
+			if (cfg.ncpus <= 0)
+				kb_die("--cpus: expected a list like 0,1 without duplicates, got '%s'", optarg);
+			break;
+		case O_BIND: cfg.bind = (enum bind_req)lookup(bind_names, 3, optarg, "--bind"); break;
+		case O_XDPMODE: {
+			static const char *const xm[] = { "native", "generic", "offload", "skb", "drv" };
+
+			lookup(xm, 5, optarg, "--xdp-mode");
+			cfg.xdp_mode = optarg;
+			break;
+		}
+		case O_BATCH: cfg.batch = (unsigned int)kb_parse_u64("--batch", optarg, 1, 1024); break;
+		case O_FSIZE:
+			cfg.frame_size = (unsigned int)kb_parse_u64("--frame-size", optarg, 2048, 4096);
+			if (!is_pow2(cfg.frame_size))
+				kb_die("--frame-size: must be 2048 or 4096 (aligned UMEM chunks), got %u", cfg.frame_size);
+			break;
+		case O_FRAMES:
+			cfg.frames = (unsigned int)kb_parse_u64("--frames", optarg, 256, 1u << 20);
+			break;
+		case O_RXR: cfg.rx_ring = ring_opt("--rx-ring", optarg); break;
+		case O_TXR: cfg.tx_ring = ring_opt("--tx-ring", optarg); break;
+		case O_FILLR: cfg.fill_ring = ring_opt("--fill-ring", optarg); break;
+		case O_COMPR: cfg.comp_ring = ring_opt("--comp-ring", optarg); break;
+		case O_NOWAKE: cfg.need_wakeup = false; break;
+		case O_BP: cfg.busy_poll = true; break;
+		case O_BPUSEC: cfg.busy_poll_usec = (unsigned int)kb_parse_u64("--busy-poll-usec", optarg, 0, 1000000); break;
+		case O_BPBUDGET: cfg.busy_poll_budget = (unsigned int)kb_parse_u64("--busy-poll-budget", optarg, 1, 65535); break;
+		case O_TAP:
+			if (!*optarg || strlen(optarg) >= IFNAMSIZ || strchr(optarg, '/'))
+				kb_die("--tap: '%s' is not a valid interface name (1-15 characters, no '/')", optarg);
+			cfg.tap = optarg;
+			break;
+		case O_DUR: cfg.duration = kb_parse_double("--duration", optarg, 0, 1e9); break;
+		case O_INT: cfg.interval = kb_parse_double("--interval", optarg, 0.05, 3600); break;
+		case O_JSON: cfg.json = true; break;
+		case O_SFILE: cfg.stats_file = optarg; break;
+		case O_QUIET: cfg.quiet = true; break;
+		case O_NOCSUM: cfg.csum_fix = false; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc)
+		kb_die("unexpected argument '%s' (see --help)", argv[optind]);
+	if (!cfg.iface)
+		kb_die("--iface is required (see --help)");
+	if (strlen(cfg.iface) >= IFNAMSIZ)
+		kb_die("--iface: '%s' is longer than 15 characters", cfg.iface);
+	if (cfg.mode == M_L2FWD && !cfg.iface2)
+		kb_die("--mode l2fwd needs --iface2 (the interface to transmit on)");
+	if (cfg.mode != M_L2FWD && cfg.iface2)
+		kb_die("--iface2 is only used with --mode l2fwd");
+	if (cfg.iface2 && strlen(cfg.iface2) >= IFNAMSIZ)
+		kb_die("--iface2: '%s' is longer than 15 characters", cfg.iface2);
+	if (cfg.tap && cfg.mode != M_KERNEL)
+		kb_die("--tap is only used with --mode kernel");
+	if (cfg.netns && (strchr(cfg.netns, '/') || !*cfg.netns))
+		kb_die("--netns: '%s' is not a namespace name", cfg.netns);
+	if (cfg.batch > cfg.rx_ring || cfg.batch > cfg.tx_ring)
+		kb_die("--batch %u is larger than the RX/TX ring", cfg.batch);
+	if (cfg.frames < 2 * cfg.batch)
+		kb_die("--frames %u must be at least twice --batch", cfg.frames);
+}
+
+/* ---------------------------------------------------------------------------------
+ * UMEM and sockets
+ * ------------------------------------------------------------------------------- */
+static int open_xsks_map(const char *dir, const char *ifname, bool required)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (dir)
+		snprintf(path, sizeof(path), "%s/xsks_map", dir);
+	else
+		snprintf(path, sizeof(path), KB_PIN_ROOT "/%s/%s/xsks_map",
+			 cfg.netns ? cfg.netns : "init_net", ifname);
+	fd = bpf_obj_get(path);
+	if (fd < 0 && required)
+		kb_die("cannot open pinned xsks_map %s: %s. Attach the steering program to %s "
+		       "first (kbypass.xdp.xdp_attach) or pass --pin-dir", path, strerror(errno),
+		       ifname);
+	if (fd < 0)
+		kb_warn("no pinned xsks_map at %s (%s): %s is used for TX only", path,
+			strerror(errno), ifname);
+	return fd;
+}
+
+static void free_push(struct worker *w, uint64_t addr)
+{
+	/* aligned mode: any offset inside a chunk identifies the chunk */
+	w->free_stack[w->nfree++] = addr & ~((uint64_t)cfg.frame_size - 1);
+}
+
+static int create_socket(struct worker *w, struct port *p, bool first, __u16 bind_flags)
+{
+	struct xsk_socket_config sc = {
+		.rx_size = cfg.rx_ring,
+		.tx_size = cfg.tx_ring,
+		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+		.xdp_flags = 0,
+		.bind_flags = bind_flags,
+	};
+	int err = -EBUSY;
+
+	/* A socket that just closed may still hold the queue: teardown is asynchronous. */
+	for (int attempt = 0; attempt < 50 && !stop_flag; attempt++) {
+		if (first)
+			err = xsk_socket__create(&p->xsk, p->ifname, (__u32)w->queue, w->umem,
+						 &p->rx, &p->tx, &sc);
+		else
+			err = xsk_socket__create_shared(&p->xsk, p->ifname, (__u32)w->queue,
+							w->umem, &p->rx, &p->tx, &p->fill,
+							&p->comp, &sc);
+		if (err != -EBUSY)
+			break;
+		usleep(100000);
+	}
+	return err;
+}
+
+static void setup_worker(struct worker *w, int idx)
+{
+	struct xsk_umem_config uc = {
+		.fill_size = cfg.fill_ring,
+		.comp_size = cfg.comp_ring,
+		.frame_size = cfg.frame_size,
+		.frame_headroom = 0,
+		.flags = 0,
+	};
+	const char *ifnames[2] = { cfg.iface, cfg.iface2 };
+	int err;
+
+	w->queue = cfg.queues[idx];
+	w->cpu = cfg.ncpus ? cfg.cpus[idx % cfg.ncpus] : -1;
+	w->nports = cfg.mode == M_L2FWD ? 2 : 1;
+	w->area_len = (size_t)cfg.frames * cfg.frame_size;
+	w->area = mmap(NULL, w->area_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (w->area == MAP_FAILED)
+		kb_die("cannot allocate %zu bytes of UMEM: %s", w->area_len, strerror(errno));
+	w->free_stack = calloc(cfg.frames, sizeof(uint64_t));
+	if (!w->free_stack)
+		kb_die("out of memory");
+	for (unsigned int i = cfg.frames; i > 0; i--)
+		free_push(w, (uint64_t)(i - 1) * cfg.frame_size);
+
+	err = xsk_umem__create(&w->umem, w->area, w->area_len, &w->ports[0].fill,
+			       &w->ports[0].comp, &uc);
+	if (err)
+		kb_die("cannot register UMEM (%u frames of %u bytes): %s. RLIMIT_MEMLOCK or "
+		       "CAP_IPC_LOCK may be missing", cfg.frames, cfg.frame_size, strerror(-err));
+
+	for (int pi = 0; pi < w->nports; pi++) {
+		struct port *p = &w->ports[pi];
+		__u16 base = cfg.need_wakeup ? XDP_USE_NEED_WAKEUP : 0;
+
+		p->ifname = ifnames[pi];
+		p->ifindex = (int)if_nametoindex(p->ifname);
+		if (!p->ifindex)
+			kb_die("interface %s not found%s%s", p->ifname,
+			       cfg.netns ? " in namespace " : "", cfg.netns ? cfg.netns : "");
+		if (cfg.bind == B_ZEROCOPY || cfg.bind == B_AUTO) {
+			err = create_socket(w, p, pi == 0, base | XDP_ZEROCOPY);
+			if (!err)
+				w->zerocopy = true;
+			else if (cfg.bind == B_ZEROCOPY)
+				kb_die("zero-copy bind on %s queue %d failed: %s (veth and many "
+				       "drivers support copy mode only: use --bind copy or auto)",
+				       p->ifname, w->queue, strerror(-err));
+		}
+		if (!p->xsk) {
+			if (pi > 0 && w->zerocopy)
+				kb_die("%s supports zero-copy but %s does not: a shared UMEM needs "
+				       "the same mode; use --bind copy", ifnames[0], p->ifname);
+			err = create_socket(w, p, pi == 0, base | XDP_COPY);
+			if (err == -EBUSY)
+				kb_die("queue %d of %s is still busy (another AF_XDP socket is bound) "
+				       "after 5 s of retries", w->queue, p->ifname);
+			if (err)
+				kb_die("cannot create AF_XDP socket on %s queue %d: %s", p->ifname,
+				       w->queue, strerror(-err));
+		}
+		p->fd = xsk_socket__fd(p->xsk);
+		p->fill_target = cfg.frames / (unsigned int)w->nports;
+		if (p->fill_target > cfg.fill_ring)
+			p->fill_target = cfg.fill_ring;
+		if (cfg.busy_poll) {
+			int one = 1, usec = (int)cfg.busy_poll_usec, budget = (int)cfg.busy_poll_budget;
+
+			if (setsockopt(p->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
+			    setsockopt(p->fd, SOL_SOCKET, SO_BUSY_POLL, &usec, sizeof(usec)) ||
+			    setsockopt(p->fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
+				kb_die("cannot enable busy polling on %s: %s", p->ifname, strerror(errno));
+		}
+	}
+}
+
+static void register_worker(struct worker *w, int map_fd, int map_fd2)
+{
+	for (int pi = 0; pi < w->nports; pi++) {
+		struct port *p = &w->ports[pi];
+		int fd = pi == 0 ? map_fd : map_fd2;
+		int err;
+
+		p->map_fd = fd;
+		if (fd < 0)
+			continue;
+		err = xsk_socket__update_xskmap(p->xsk, fd);
+		if (err)
+			kb_die("cannot register the socket of %s queue %d in xsks_map: %s "
+			       "(queue index beyond the map's 64 entries?)", p->ifname, w->queue,
+			       strerror(-err));
+		p->registered = true;
+	}
+}
+
+static void unregister_worker(struct worker *w)
+{
+	for (int pi = 0; pi < w->nports; pi++) {
+		struct port *p = &w->ports[pi];
+		__u32 key = (__u32)w->queue;
+
+		if (!p->registered)
+			continue;
+		/* Only our own keys.  ENOENT is fine: the socket close also clears it. */
+		if (bpf_map_delete_elem(p->map_fd, &key) && errno != ENOENT)
+			kb_warn("cannot remove queue %u of %s from xsks_map: %s", key, p->ifname,
+				strerror(errno));
+		p->registered = false;
+	}
+}
+
+/* ---------------------------------------------------------------------------------
+ * TAP device for --mode kernel
+ * ------------------------------------------------------------------------------- */
+static void write_sysctl(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, val, strlen(val)) < 0)
+		kb_warn("cannot write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void setup_tap(void)
+{
+	struct ifreq ifr;
+	int s;
+	char path[PATH_MAX], buf[16] = "";
+
+	if (cfg.tap)
+		snprintf(tap_name, sizeof(tap_name), "%s", cfg.tap);
+	else
+		snprintf(tap_name, sizeof(tap_name), "kbtap-%.9s", cfg.iface);
+	tap_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (tap_fd < 0)
+		kb_die("cannot open /dev/net/tun: %s (kernel mode needs TUN/TAP)", strerror(errno));
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", tap_name);
+	if (ioctl(tap_fd, TUNSETIFF, &ifr))
+		kb_die("cannot create TAP device %s: %s", tap_name, strerror(errno));
+	if (fcntl(tap_fd, F_SETFL, O_NONBLOCK))
+		kb_die("fcntl(O_NONBLOCK) on TAP: %s", strerror(errno));
+
+	/* Packets enter with the source address of a host reached via the AF_XDP
+	 * interface: strict reverse-path filtering on the TAP would drop them. */
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/rp_filter", tap_name);
+	write_sysctl(path, "0");
+	{
+		int fd = open("/proc/sys/net/ipv4/conf/all/rp_filter", O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			if (read(fd, buf, sizeof(buf) - 1) > 0 && buf[0] == '1')
+				kb_warn("net.ipv4.conf.all.rp_filter=1 (strict) overrides the TAP's "
+					"setting: IPv4 packets reinjected through %s will be dropped; "
+					"set it to 0 or 2", tap_name);
+			close(fd);
+		}
+	}
+
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		kb_die("socket: %s", strerror(errno));
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", tap_name);
+	if (ioctl(s, SIOCGIFFLAGS, &ifr))
+		kb_die("SIOCGIFFLAGS %s: %s", tap_name, strerror(errno));
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr))
+		kb_die("cannot bring %s up: %s", tap_name, strerror(errno));
+	if (ioctl(s, SIOCGIFHWADDR, &ifr))
+		kb_die("SIOCGIFHWADDR %s: %s", tap_name, strerror(errno));
+	memcpy(tap_mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	close(s);
+}
+
+static void drain_tap(void)
+{
+	char buf[2048];
+
+	/* Whatever the stack routes out of the TAP (IPv6 ND/MLD) is read and dropped. */
+	for (int i = 0; tap_fd >= 0 && i < 256; i++)
+		if (read(tap_fd, buf, sizeof(buf)) <= 0)
+			break;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Packet processing.  Each returns true when the frame should be transmitted.
+ * ------------------------------------------------------------------------------- */
+static inline void swap_bytes(void *a, void *b, size_t n)
+{
+	unsigned char t[16], *x = a, *y = b;
+
+	memcpy(t, x, n);
+	memcpy(x, y, n);
+	memcpy(y, t, n);
+}
+
+/* A sender on a veth peer hands over UDP with CHECKSUM_PARTIAL: the frame carries only
+ * the pseudo-header sum, and any stack receiving it back drops it (UdpInCsumErrors).
+ * Real NICs deliver complete checksums.  Verify (cheap for small frames) and complete
+ * the checksum when it does not verify.  Returns 1 when fixed, 0 otherwise. */
+static int fix_udp_csum(unsigned char *pkt, uint32_t len)
+{
+	struct ethhdr *eth = (struct ethhdr *)pkt;
+	unsigned char *l3 = pkt + sizeof(*eth);
+	struct udphdr *udp;
+	uint32_t sum, ulen;
+
+	if (len < sizeof(*eth))
+		return 0;
+	if (eth->h_proto == htons(ETH_P_IP)) {
+		struct iphdr *ip = (struct iphdr *)l3;
+
+		if (len < sizeof(*eth) + sizeof(*ip) || ip->ihl < 5 || ip->protocol != IPPROTO_UDP ||
+		    (ip->frag_off & htons(0x3fff)))
+			return 0;
+		udp = (struct udphdr *)(l3 + ip->ihl * 4);
+		ulen = ntohs(udp->len);
+		if ((unsigned char *)udp + sizeof(*udp) > pkt + len || ulen < sizeof(*udp) ||
+		    (unsigned char *)udp + ulen > pkt + len || !udp->check)
+			return 0; /* truncated, or IPv4 "no checksum" */
+		sum = kb_csum_add(0, &ip->saddr, 8);
+	} else if (eth->h_proto == htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)l3;
+
+		if (len < sizeof(*eth) + sizeof(*ip6) + sizeof(*udp) || ip6->nexthdr != IPPROTO_UDP)
+			return 0;
+		udp = (struct udphdr *)(l3 + sizeof(*ip6));
+		ulen = ntohs(udp->len);
+		if (ulen < sizeof(*udp) || (unsigned char *)udp + ulen > pkt + len)
+			return 0;
+		sum = kb_csum_add(0, &ip6->saddr, 32);
+	} else {
+		return 0;
+	}
+	sum += IPPROTO_UDP + ulen;
+	if (kb_csum_fold(kb_csum_add(sum, udp, ulen)) == 0)
+		return 0; /* already valid */
+	udp->check = 0;
+	udp->check = htons(kb_csum_fold(kb_csum_add(sum, udp, ulen)));
+	if (!udp->check)
+		udp->check = 0xffff;
+	return 1;
+}
+
+/* Reflect a UDP datagram to its sender: MACs, IP addresses and UDP ports swap places.
+ * Swapping 16-bit-aligned fields leaves the IPv4 header and UDP checksums valid. */
+static bool echo_frame(unsigned char *pkt, uint32_t len)
+{
+	struct ethhdr *eth = (struct ethhdr *)pkt;
+	unsigned char *l3 = pkt + sizeof(*eth);
+	struct udphdr *udp;
+	uint16_t proto;
+
+	if (len < sizeof(*eth))
+		return false;
+	proto = ntohs(eth->h_proto);
+	if (proto == ETH_P_IP) {
+		struct iphdr *ip = (struct iphdr *)l3;
+
+		if (len < sizeof(*eth) + sizeof(*ip) || ip->ihl < 5 ||
+		    len < sizeof(*eth) + ip->ihl * 4u + sizeof(*udp) || ip->protocol != IPPROTO_UDP)
+			return false;
+		swap_bytes(&ip->saddr, &ip->daddr, 4);
+		udp = (struct udphdr *)(l3 + ip->ihl * 4);
+	} else if (proto == ETH_P_IPV6) {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)l3;
+
+		if (len < sizeof(*eth) + sizeof(*ip6) + sizeof(*udp) || ip6->nexthdr != IPPROTO_UDP)
+			return false;
+		swap_bytes(&ip6->saddr, &ip6->daddr, 16);
+		udp = (struct udphdr *)(l3 + sizeof(*ip6));
+	} else {
+		return false;
+	}
+	swap_bytes(&udp->source, &udp->dest, 2);
+	swap_bytes(eth->h_source, eth->h_dest, ETH_ALEN);
+	return true;
+}
+
+/* ---------------------------------------------------------------------------------
+ * The loop: refill -> rx -> process -> tx -> kick -> completion
+ * ------------------------------------------------------------------------------- */
+static void refill(struct worker *w, struct port *p)
+{
+	unsigned int in_ring = p->fill.size - xsk_prod_nb_free(&p->fill, p->fill.size);
+	unsigned int want, n;
+	__u32 idx;
+
+	if (in_ring >= p->fill_target || !w->nfree)
+		return;
+	want = p->fill_target - in_ring;
+	if (want > w->nfree)
+		want = w->nfree;
+	n = xsk_ring_prod__reserve(&p->fill, want, &idx);
+	for (unsigned int i = 0; i < n; i++)
+		*xsk_ring_prod__fill_addr(&p->fill, idx + i) = w->free_stack[--w->nfree];
+	if (n)
+		xsk_ring_prod__submit(&p->fill, n);
+}
+
+static void complete_tx(struct worker *w, struct port *p)
+{
+	__u32 idx;
+	unsigned int n;
+
+	if (!p->tx_outstanding)
+		return;
+	n = xsk_ring_cons__peek(&p->comp, cfg.comp_ring, &idx);
+	for (unsigned int i = 0; i < n; i++)
+		free_push(w, *xsk_ring_cons__comp_addr(&p->comp, idx + i));
+	if (n) {
+		xsk_ring_cons__release(&p->comp, n);
+		p->tx_outstanding -= n;
+		w->c.tx_packets += n;
+	}
+}
+
+static void kick_tx(struct worker *w, struct port *p)
+{
+	if (!p->tx_outstanding)
+		return;
+	/* copy mode transmits only from sendto(); zero-copy needs it when flagged */
+	if (!w->zerocopy || !cfg.need_wakeup || xsk_ring_prod__needs_wakeup(&p->tx)) {
+		w->c.wakeups++;
+		if (sendto(p->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 &&
+		    errno != EAGAIN && errno != EBUSY && errno != ENOBUFS && errno != ENETDOWN)
+			kb_warn("sendto on %s: %s", p->ifname, strerror(errno));
+	}
+}
+
+static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out)
+{
+	struct xdp_desc txd[1024];
+	__u32 ridx, tidx;
+	unsigned int n, ntx = 0, room;
+
+	n = xsk_ring_cons__peek(&in->rx, cfg.batch, &ridx);
+	if (!n)
+		return 0;
+	for (unsigned int i = 0; i < n; i++) {
+		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&in->rx, ridx + i);
+		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
+		unsigned char *pkt = xsk_umem__get_data(w->area, addr);
+		bool tx = false;
+
+		w->c.rx_packets++;
+		w->c.rx_bytes += d->len;
+		switch (cfg.mode) {
+		case M_RXDROP:
+			break;
+		case M_ECHO:
+			tx = echo_frame(pkt, d->len);
+			if (!tx)
+				w->c.invalid++;
+			break;
+		case M_L2FWD:
+			tx = true;
+			break;
+		case M_KERNEL:
+			if (d->len < ETH_HLEN) {
+				w->c.invalid++;
+				break;
+			}
+			memcpy(((struct ethhdr *)pkt)->h_dest, tap_mac, ETH_ALEN);
+			if (cfg.csum_fix)
+				w->c.csum_fixed += (uint64_t)fix_udp_csum(pkt, d->len);
+			if (write(tap_fd, pkt, d->len) == (ssize_t)d->len) {
+				w->c.tx_packets++;
+				w->c.tx_bytes += d->len;
+			} else {
+				w->c.dropped++;
+			}
+			break;
+		}
+		if (tx && cfg.csum_fix)
+			w->c.csum_fixed += (uint64_t)fix_udp_csum(pkt, d->len);
+		if (tx)
+			txd[ntx++] = *d;
+		else
+			free_push(w, d->addr);
+	}
+	xsk_ring_cons__release(&in->rx, n);
+	if (!ntx)
+		return n;
+
+	/* Reserve exactly what fits; the rest is dropped and counted (overload). */
+	room = xsk_prod_nb_free(&out->tx, ntx);
+	if (room > ntx)
+		room = ntx;
+	if (room && xsk_ring_prod__reserve(&out->tx, room, &tidx) == room) {
+		for (unsigned int i = 0; i < room; i++) {
+			struct xdp_desc *t = xsk_ring_prod__tx_desc(&out->tx, tidx + i);
+
+			t->addr = txd[i].addr;
+			t->len = txd[i].len;
+			t->options = 0;
+			w->c.tx_bytes += txd[i].len;
+		}
+		xsk_ring_prod__submit(&out->tx, room);
+		out->tx_outstanding += room;
+	} else {
+		room = 0;
+	}
+	for (unsigned int i = room; i < ntx; i++) {
+		w->c.dropped++;
+		free_push(w, txd[i].addr);
+	}
+	return n;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pollfd pfd[2];
+
+	if (w->cpu >= 0) {
+		int err = kb_pin_cpu(w->cpu);
+
+		if (err)
+			kb_warn("cannot pin queue %d to CPU %d: %s", w->queue, w->cpu, strerror(err));
+	}
+	for (int pi = 0; pi < w->nports; pi++) {
+		pfd[pi].fd = w->ports[pi].fd;
+		pfd[pi].events = POLLIN;
+	}
+	while (!stop_flag) {
+		unsigned int got = 0;
+
+		for (int pi = 0; pi < w->nports; pi++) {
+			struct port *p = &w->ports[pi];
+			struct port *out = NULL;
+
+			if (cfg.mode == M_ECHO)
+				out = p;
+			else if (cfg.mode == M_L2FWD)
+				out = &w->ports[pi ^ 1];
+			complete_tx(w, p);
+			refill(w, p);
+			got += rx_burst(w, p, out);
+		}
+		for (int pi = 0; pi < w->nports; pi++) {
+			kick_tx(w, &w->ports[pi]);
+			complete_tx(w, &w->ports[pi]);
+		}
+		if (got)
+			continue;
+		if (cfg.busy_poll) {
+			for (int pi = 0; pi < w->nports; pi++) {
+				w->c.wakeups++;
+				recvfrom(w->ports[pi].fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+			}
+		} else {
+			/* Idle: sleep in poll() until the RX ring has data (100 ms cap so a
+			 * stop request is seen). */
+			w->c.wakeups++;
+			poll(pfd, (nfds_t)w->nports, 100);
+		}
+	}
+	/* Flush: give in-flight TX frames a moment to complete so counters are final. */
+	for (int i = 0; i < 100; i++) {
+		unsigned int left = 0;
+
+		for (int pi = 0; pi < w->nports; pi++) {
+			kick_tx(w, &w->ports[pi]);
+			complete_tx(w, &w->ports[pi]);
+			left += w->ports[pi].tx_outstanding;
+		}
+		if (!left)
+			break;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------------------
+ * Stats
+ * ------------------------------------------------------------------------------- */
+struct totals {
+	struct counters c;
+	struct xdp_statistics xs;
+	double cpu_user, cpu_sys;
+};
+
+static void collect(struct totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+		struct counters c;
+
+		memcpy(&c, (const void *)&w->c, sizeof(c));
+		t->c.rx_packets += c.rx_packets;
+		t->c.rx_bytes += c.rx_bytes;
+		t->c.tx_packets += c.tx_packets;
+		t->c.tx_bytes += c.tx_bytes;
+		t->c.dropped += c.dropped;
+		t->c.invalid += c.invalid;
+		t->c.wakeups += c.wakeups;
+		t->c.csum_fixed += c.csum_fixed;
+		for (int pi = 0; pi < w->nports; pi++) {
+			struct xdp_statistics s;
+			socklen_t sl = sizeof(s);
+
+			if (!w->ports[pi].xsk ||
+			    getsockopt(w->ports[pi].fd, SOL_XDP, XDP_STATISTICS, &s, &sl))
+				continue;
+			t->xs.rx_dropped += s.rx_dropped;
+			t->xs.rx_invalid_descs += s.rx_invalid_descs;
+			t->xs.tx_invalid_descs += s.tx_invalid_descs;
+			t->xs.rx_ring_full += s.rx_ring_full;
+			t->xs.rx_fill_ring_empty_descs += s.rx_fill_ring_empty_descs;
+			t->xs.tx_ring_empty_descs += s.tx_ring_empty_descs;
+		}
+	}
+	kb_cpu_times(&t->cpu_user, &t->cpu_sys);
+}
+
+static void render_json(struct kb_buf *b, const struct totals *t, double rx_pps, double tx_pps,
+			bool running, double elapsed)
+{
+	bool zc = nworkers && workers[0].zerocopy;
+
+	kb_buf_printf(b, "{\"pid\": %d, \"running\": %s, \"mode\": \"%s\", \"bind_mode\": \"%s\", "
+		      "\"need_wakeup\": %s, \"busy_poll\": %s, \"xdp_mode\": ",
+		      (int)getpid(), running ? "true" : "false", mode_names[cfg.mode],
+		      zc ? "zerocopy" : "copy", cfg.need_wakeup ? "true" : "false",
+		      cfg.busy_poll ? "true" : "false");
+	kb_buf_json_str(b, cfg.xdp_mode);
+	kb_buf_printf(b, ", \"iface\": ");
+	kb_buf_json_str(b, cfg.iface);
+	kb_buf_printf(b, ", \"iface2\": ");
+	kb_buf_json_str(b, cfg.iface2);
+	kb_buf_printf(b, ", \"netns\": ");
+	kb_buf_json_str(b, cfg.netns);
+	kb_buf_printf(b, ", \"tap\": ");
+	kb_buf_json_str(b, tap_fd >= 0 ? tap_name : NULL);
+	kb_buf_printf(b, ", \"queues\": [");
+	for (int i = 0; i < cfg.nqueues; i++)
+		kb_buf_printf(b, "%s%d", i ? ", " : "", cfg.queues[i]);
+	kb_buf_printf(b, "], \"cpus\": [");
+	for (int i = 0; i < cfg.ncpus; i++)
+		kb_buf_printf(b, "%s%d", i ? ", " : "", cfg.cpus[i]);
+	kb_buf_printf(b, "], \"rx_packets\": %llu, \"rx_bytes\": %llu, \"tx_packets\": %llu, "
+		      "\"tx_bytes\": %llu, \"rx_pps\": %.1f, \"tx_pps\": %.1f, \"dropped\": %llu, "
+		      "\"invalid\": %llu, \"wakeups\": %llu, \"csum_fixed\": %llu, ",
+		      (unsigned long long)t->c.rx_packets, (unsigned long long)t->c.rx_bytes,
+		      (unsigned long long)t->c.tx_packets, (unsigned long long)t->c.tx_bytes,
+		      rx_pps, tx_pps, (unsigned long long)t->c.dropped,
+		      (unsigned long long)t->c.invalid, (unsigned long long)t->c.wakeups,
+		      (unsigned long long)t->c.csum_fixed);
+	kb_buf_printf(b, "\"xdp_stats\": {\"rx_dropped\": %llu, \"rx_invalid_descs\": %llu, "
+		      "\"rx_ring_full\": %llu, \"rx_fill_ring_empty_descs\": %llu, "
+		      "\"tx_invalid_descs\": %llu, \"tx_ring_empty_descs\": %llu}, ",
+		      (unsigned long long)t->xs.rx_dropped,
+		      (unsigned long long)t->xs.rx_invalid_descs,
+		      (unsigned long long)t->xs.rx_ring_full,
+		      (unsigned long long)t->xs.rx_fill_ring_empty_descs,
+		      (unsigned long long)t->xs.tx_invalid_descs,
+		      (unsigned long long)t->xs.tx_ring_empty_descs);
+	kb_buf_printf(b, "\"cpu_user_s\": %.3f, \"cpu_sys_s\": %.3f, \"elapsed_s\": %.3f, "
+		      "\"timestamp\": %.3f}",
+		      t->cpu_user, t->cpu_sys, elapsed, kb_wall_s());
+}
+
+static void report(const struct totals *t, const struct totals *prev, double dt, bool running,
+		   double elapsed)
+{
+	double rx_pps = dt > 0 ? (double)(t->c.rx_packets - prev->c.rx_packets) / dt : 0;
+	double tx_pps = dt > 0 ? (double)(t->c.tx_packets - prev->c.tx_packets) / dt : 0;
+	struct kb_buf b = { 0 };
+
+	if (!running) { /* final line: averages over the whole run */
+		rx_pps = elapsed > 0 ? (double)t->c.rx_packets / elapsed : 0;
+		tx_pps = elapsed > 0 ? (double)t->c.tx_packets / elapsed : 0;
+	}
+	render_json(&b, t, rx_pps, tx_pps, running, elapsed);
+	if (cfg.json) {
+		fprintf(stdout, "%s\n", b.s);
+	} else if (!cfg.quiet) {
+		fprintf(stdout, "AF_XDP RX: %llu pkts (%.0f pps) TX: %llu pkts (%.0f pps) "
+			"dropped: %llu wakeups: %llu%s\n",
+			(unsigned long long)t->c.rx_packets, rx_pps,
+			(unsigned long long)t->c.tx_packets, tx_pps,
+			(unsigned long long)t->c.dropped, (unsigned long long)t->c.wakeups,
+			running ? "" : " (final)");
+	}
+	fflush(stdout);
+	if (cfg.stats_file) {
+		kb_buf_printf(&b, "\n");
+		int err = kb_write_atomic(cfg.stats_file, b.s, b.len);
+
+		if (err)
+			kb_warn("cannot write stats file %s: %s", cfg.stats_file, strerror(-err));
+	}
+	kb_buf_free(&b);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	int map_fd, map_fd2 = -1, err;
+	struct totals prev, cur;
+	double start, last, deadline;
+	sigset_t block, old;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_args(argc, argv);
+
+	/* Pins first (bpffs lives in our mount namespace), then the network namespace. */
+	map_fd = open_xsks_map(cfg.pin_dir, cfg.iface, true);
+	if (cfg.mode == M_L2FWD)
+		map_fd2 = open_xsks_map(cfg.pin_dir2, cfg.iface2, false);
+	if (cfg.netns) {
+		err = kb_enter_netns(cfg.netns);
+		if (err)
+			kb_die("cannot enter network namespace %s: %s", cfg.netns, strerror(-err));
+	}
+	kb_raise_memlock();
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (cfg.mode == M_KERNEL)
+		setup_tap();
+	for (int i = 0; i < cfg.nqueues; i++) {
+		setup_worker(&workers[i], i);
+		nworkers++;
+	}
+	for (int i = 0; i < nworkers; i++)
+		register_worker(&workers[i], map_fd, map_fd2);
+
+	/* workers must not take the signals: the main thread owns shutdown */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (int i = 0; i < nworkers; i++) {
+		err = pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+		if (err)
+			kb_die("pthread_create: %s", strerror(err));
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	fprintf(stderr, "kbypass-fwd: mode %s on %s%s%s queues", mode_names[cfg.mode], cfg.iface,
+		cfg.iface2 ? " -> " : "", cfg.iface2 ? cfg.iface2 : "");
+	for (int i = 0; i < cfg.nqueues; i++)
+		fprintf(stderr, "%s%d", i ? "," : " ", cfg.queues[i]);
+	fprintf(stderr, ", bind %s%s%s\n", workers[0].zerocopy ? "zerocopy" : "copy",
+		tap_fd >= 0 ? ", tap " : "", tap_fd >= 0 ? tap_name : "");
+
+	start = last = kb_now_s();
+	deadline = cfg.duration > 0 ? start + cfg.duration : 0;
+	collect(&prev);
+	report(&prev, &prev, 0, true, 0);
+	while (!stop_flag) {
+		double now = kb_now_s(), next = last + cfg.interval;
+
+		if (deadline && now >= deadline)
+			break;
+		if (deadline && deadline < next)
+			next = deadline;
+		if (now < next) {
+			double s = next - now;
+
+			if (s > 0.05)
+				s = 0.05;
+			usleep((useconds_t)(s * 1e6));
+			drain_tap();
+			continue;
+		}
+		collect(&cur);
+		report(&cur, &prev, now - last, true, now - start);
+		prev = cur;
+		last = now;
+	}
+	stop_flag = 1;
+	for (int i = 0; i < nworkers; i++)
+		pthread_join(workers[i].thread, NULL);
+	/* Leave the steering program's map as we found it: our keys only. */
+	for (int i = 0; i < nworkers; i++)
+		unregister_worker(&workers[i]);
+	collect(&cur);
+	report(&cur, &prev, kb_now_s() - last, false, kb_now_s() - start);
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+
+		for (int pi = w->nports - 1; pi >= 0; pi--)
+			if (w->ports[pi].xsk)
+				xsk_socket__delete(w->ports[pi].xsk);
+		xsk_umem__delete(w->umem);
+		munmap(w->area, w->area_len);
+		free(w->free_stack);
+	}
+	if (tap_fd >= 0)
+		close(tap_fd);
+	if (map_fd >= 0)
+		close(map_fd);
+	if (map_fd2 >= 0)
+		close(map_fd2);
+	return 0;
+}
