@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: GPL-2.0
+/* kbypass.xdp steering program.
+ *
+ * UDP datagrams whose destination port is set in `steer_ports` go to the AF_XDP
+ * socket bound to this rx queue (`xsks_map[rx_queue_index]`). When no socket is
+ * bound there the packet is passed to the kernel stack, so nothing is lost while
+ * the forwarder is down. Everything else (ARP, ND, ICMP, TCP, other ports,
+ * fragments, unknown ethertypes) is passed.
+ *
+ * Layout (names, sizes and counter indices) is fixed in docs/contracts.md.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define STEER_MAX_QUEUES 64
+#define STEER_MAX_VLANS 2 /* 802.1ad outer + 802.1Q inner */
+
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+
+enum steer_counter {
+	STEER_SEEN = 0,
+	STEER_MATCHED = 1,
+	STEER_REDIRECTED = 2,
+	STEER_REDIRECT_MISSED = 3,
+	STEER_PASSED = 4,
+	STEER_NR_COUNTERS
+};
+
+struct steer_counter_val {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 encap_proto;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, STEER_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks_map SEC(".maps");
+
+/* key: UDP destination port in host byte order, value 1: steer it */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} steer_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STEER_NR_COUNTERS);
+	__type(key, __u32);
+	__type(value, struct steer_counter_val);
+} steer_stats SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 bytes)
+{
+	struct steer_counter_val *v = bpf_map_lookup_elem(&steer_stats, &idx);
+
+	if (v) { /* per-CPU: no atomics needed */
+		v->packets++;
+		v->bytes += bytes;
+	}
+}
+
+/* Return the UDP destination port (host order) of a steerable packet, or -1. */
+static __always_inline int udp_dport(void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	void *cur = data;
+	__u16 proto;
+	__u8 l4;
+	int i;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	proto = eth->h_proto;
+	cur = eth + 1;
+
+#pragma unroll
+	for (i = 0; i < STEER_MAX_VLANS; i++) {
+		struct vlan_hdr *vh = cur;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(vh + 1) > data_end)
+			return -1;
+		proto = vh->encap_proto;
+		cur = vh + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = cur;
+
+		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+			return -1;
+		/* only the first fragment carries the UDP header; skip all fragments */
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return -1;
+		l4 = ip->protocol;
+		cur = (void *)ip + ip->ihl * 4;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = cur;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		/* extension headers are not walked: such packets are passed */
+		l4 = ip6->nexthdr;
+		cur = ip6 + 1;
+	} else {
+		return -1; /* ARP, VLAN stacks deeper than 2, anything else */
+	}
+
+	if (l4 != IPPROTO_UDP)
+		return -1;
+	{
+		struct udphdr *udp = cur;
+
+		if ((void *)(udp + 1) > data_end)
+			return -1;
+		return bpf_ntohs(udp->dest);
+	}
+}
+
+SEC("xdp")
+int xdp_steer(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	__u32 qid = ctx->rx_queue_index;
+	int port = udp_dport(data, data_end);
+	__u32 key;
+	__u8 *want;
+
+	count(STEER_SEEN, bytes);
+	if (port < 0)
+		goto pass;
+	key = port;
+	want = bpf_map_lookup_elem(&steer_ports, &key);
+	if (!want || !*want)
+		goto pass;
+
+	count(STEER_MATCHED, bytes);
+	if (bpf_map_lookup_elem(&xsks_map, &qid)) {
+		count(STEER_REDIRECTED, bytes);
+		return bpf_redirect_map(&xsks_map, qid, XDP_PASS);
+	}
+	count(STEER_REDIRECT_MISSED, bytes);
+	return XDP_PASS;
+
+pass:
+	count(STEER_PASSED, bytes);
+	return XDP_PASS;
+}
+
+char _license[] SEC("license") = "GPL";

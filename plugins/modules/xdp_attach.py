@@ -1,0 +1,673 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kbypass.xdp developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: xdp_attach
+short_description: Attach the XDP steering program to an interface, in any network namespace
+version_added: 0.1.0
+description:
+  - Loads an XDP object with C(bpftool) (libbpf), pins its program and maps under a bpffs
+    directory, fills the C(steer_ports) match map and attaches the program to an interface
+    over rtnetlink, entering only the interface's network namespace.
+  - Idempotent. When the attached program already is this object's program (same tag), in
+    the same mode, with the pinned maps and the same ports, nothing changes. A new program
+    in the same mode replaces the old one atomically (C(XDP_FLAGS_REPLACE) with the expected
+    program), so the interface is never without a program; pinned maps are reused when
+    compatible, so AF_XDP sockets registered in C(xsks_map) stay registered.
+  - The kernel does not allow a native and a generic program at once, so a mode switch
+    detaches and re-attaches (the old program is put back if the attach fails).
+  - A program the verifier rejects fails the task with the verifier log and leaves the
+    previously attached program in place.
+  - I(state=absent) detaches only a program that is ours (pinned in I(pin_dir), or named
+    I(program)) and removes the pins; somebody else's program is left alone unless
+    I(force=true).
+author:
+  - kbypass.xdp developers
+requirements:
+  - pyroute2 >= 0.9 on the target (the kbypass.xdp.toolchain role installs it)
+  - bpftool (libbpf) on the target, for loading
+  - bpffs mounted (at C(/sys/fs/bpf) or wherever I(pin_dir) lives)
+options:
+  interface:
+    description: Interface to attach to.
+    type: str
+    required: true
+    aliases: [ifname]
+  netns:
+    description: Named network namespace (as created by C(ip netns add)) holding I(interface); omit for the root namespace.
+    type: str
+  object:
+    description: Compiled BPF object (ELF with BTF). Required for I(state=present).
+    type: path
+    default: /usr/local/lib/kbypass/bpf/xdp_steer.o
+  program:
+    description: Name of the program (function) in I(object) to attach.
+    type: str
+    default: xdp_steer
+  mode:
+    description:
+      - C(native) (driver), C(generic) (skb), C(offload) (NIC hardware) or C(auto).
+      - C(auto) attaches natively when the driver supports it and generically otherwise, and
+        keeps the mode of a program of ours that is already attached. The result's C(mode)
+        says which mode is in use.
+    type: str
+    choices: [native, generic, offload, auto]
+    default: native
+  state:
+    description: C(present) attaches (or replaces), C(absent) detaches ours and removes the pins.
+    type: str
+    choices: [present, absent]
+    default: present
+  pin_dir:
+    description:
+      - bpffs directory for the pins C(prog), C(xsks_map), C(steer_ports), C(steer_stats).
+      - Default C(/sys/fs/bpf/kbypass/<netns or init_net>/<interface>).
+    type: path
+  ports:
+    description: UDP destination ports to steer into AF_XDP sockets (written into C(steer_ports)).
+    type: list
+    elements: int
+    default: [4242]
+  force:
+    description: Replace or detach a program that is not ours.
+    type: bool
+    default: false
+  bpftool:
+    description: bpftool executable (looked up in PATH when not absolute).
+    type: str
+    default: bpftool
+attributes:
+  check_mode:
+    support: full
+    description: >-
+      Loads the object into a temporary bpffs directory to learn its tag (and to run the
+      verifier), removes it again, and reports what would change; the interface, the pins
+      and the maps are left untouched.
+  diff_mode:
+    support: full
+    description: Before/after of the attached program, mode and ports.
+notes:
+  - Runs in the root mount namespace and enters only the network namespace, so the pins on
+    C(/sys/fs/bpf) are reachable for every namespace (C(ip netns exec) would hide bpffs).
+  - C(bpftool map dump) cannot show XSKMAP entries on current kernels; use the counters.
+'''
+
+EXAMPLES = r'''
+- name: Steer UDP/4242 on veth0 in ns1 into AF_XDP sockets (native XDP)
+  kbypass.xdp.xdp_attach:
+    interface: veth0
+    netns: ns1
+    mode: native
+    ports: [4242]
+
+- name: Native when possible, generic otherwise
+  kbypass.xdp.xdp_attach:
+    interface: eth1
+    mode: auto
+  register: steer
+
+- name: Show which mode was used
+  ansible.builtin.debug:
+    msg: "{{ steer.prog.name }} id {{ steer.prog.id }} in {{ steer.mode }} mode"
+
+- name: Detach (only our program) and remove the pins
+  kbypass.xdp.xdp_attach:
+    interface: veth0
+    netns: ns1
+    state: absent
+'''
+
+RETURN = r'''
+interface:
+  description: Interface name.
+  returned: always
+  type: str
+  sample: veth0
+netns:
+  description: Network namespace, null for the root namespace.
+  returned: always
+  type: str
+  sample: ns1
+mode:
+  description: Mode the program is attached in (null when nothing is attached).
+  returned: always
+  type: str
+  sample: native
+prog:
+  description: The attached program (null when none).
+  returned: always
+  type: dict
+  sample: {id: 110, tag: 2979b2679cc921fd, name: xdp_steer, map_ids: [27, 28, 29]}
+ports:
+  description: UDP ports in C(steer_ports) after the task.
+  returned: when state=present
+  type: list
+  elements: int
+  sample: [4242]
+pin_dir:
+  description: bpffs directory of the pins.
+  returned: always
+  type: str
+  sample: /sys/fs/bpf/kbypass/ns1/veth0
+pins:
+  description: Pin paths by object name.
+  returned: when state=present
+  type: dict
+  sample: {prog: /sys/fs/bpf/kbypass/ns1/veth0/prog, xsks_map: /sys/fs/bpf/kbypass/ns1/veth0/xsks_map}
+counters:
+  description: Steering counters summed over CPUs (seen, matched, redirected, redirect_missed, passed).
+  returned: when state=present and not in check mode
+  type: dict
+  sample: {seen: {packets: 10, bytes: 980}, matched: {packets: 4, bytes: 392}}
+plan:
+  description: What the module did or would do (action none/attach/replace/switch_mode/detach, map handling, reasons).
+  returned: always
+  type: dict
+  sample: {action: replace, maps: reuse, ports: false, reasons: [program tag differs]}
+verifier_log:
+  description: The verifier's log when the kernel rejected the program.
+  returned: on load failure
+  type: str
+  sample: "invalid access to packet, off=12 size=1"
+'''
+
+import os
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
+from ansible_collections.kbypass.xdp.plugins.module_utils import _xdp
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
+    PIN_ROOT,
+    default_pin_dir,
+    ifname_error,
+    netns_error,
+    netns_path,
+)
+from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
+
+_MAP_KEYS = ('type', 'key_size', 'value_size', 'max_entries', 'flags')
+
+
+# --- pure logic ----------------------------------------------------------------------
+def validate(params):
+    """List of human messages about bad arguments (empty when all is well)."""
+    errors = []
+    for msg in (ifname_error(params['interface']), netns_error(params.get('netns'))):
+        if msg:
+            errors.append(msg)
+    bad = [p for p in params.get('ports') or [] if not 1 <= p <= 65535]
+    if bad:
+        errors.append('ports must be between 1 and 65535, got %s' % bad)
+    if params.get('state', 'present') == 'present' and not params.get('ports'):
+        errors.append('ports must list at least one UDP port for state=present')
+    pin_dir = params.get('pin_dir')
+    if pin_dir and not os.path.isabs(pin_dir):
+        errors.append('pin_dir must be an absolute path, got %r' % pin_dir)
+    if not errors:
+        path = pin_dir or default_pin_dir(params['interface'], params.get('netns'))
+        if '.' in path:
+            errors.append('bpffs does not allow "." in file names, so %r cannot hold pins; '
+                          'set pin_dir to a path without dots' % path)
+    if not params.get('program'):
+        errors.append('program must name a program in the object')
+    return errors
+
+
+def maps_compatible(pinned, fresh):
+    """True when every pinned map exists and has the layout the new object expects."""
+    for name, want in fresh.items():
+        have = pinned.get(name)
+        if not have or any(have.get(k) != want.get(k) for k in _MAP_KEYS):
+            return False
+    return bool(fresh)
+
+
+def is_ours(attached, pinned_prog, name):
+    """An attached program is ours when it is the pinned one or carries our program name."""
+    if not attached:
+        return False
+    if pinned_prog and pinned_prog.get('id') == attached.get('id'):
+        return True
+    return attached.get('name') == name[:15]
+
+
+def plan_present(current, desired):
+    """What to do to reach ``desired`` from ``current``.
+
+    current: {'attached': {'mode', 'id', 'tag', 'name', 'map_ids'} or None,
+              'pinned_prog': info or None, 'pinned_maps': {name: info or None},
+              'ports': [..] or None}
+    desired: {'tag', 'name', 'mode', 'ports', 'maps': {name: info}, 'force'}
+    Returns {'action', 'mode', 'source', 'maps', 'ports', 'refuse', 'reasons', 'changed'}.
+    """
+    att = current.get('attached')
+    pinned_prog = current.get('pinned_prog')
+    pinned_maps = current.get('pinned_maps') or {}
+    ours = is_ours(att, pinned_prog, desired['name'])
+    plan = {'action': 'none', 'mode': desired['mode'], 'source': None, 'maps': 'reuse',
+            'ports': False, 'refuse': None, 'reasons': []}
+
+    if att and att.get('mode') == 'multi':
+        plan['refuse'] = ('more than one XDP program is attached (modes %s); detach them '
+                          'first' % sorted(att.get('progs', {})))
+        return plan
+    if att and not ours and not desired.get('force'):
+        plan['refuse'] = ('%s program %r (id %s) is attached and is not ours; refusing to '
+                          'replace it. Detach it yourself or set force: true'
+                          % (att.get('mode'), att.get('name'), att.get('id')))
+        return plan
+
+    want_mode = desired['mode']
+    if want_mode == 'auto' and att and ours and att.get('mode') in ('native', 'generic'):
+        want_mode = att['mode']
+    plan['mode'] = want_mode
+
+    reusable = maps_compatible(pinned_maps, desired.get('maps') or {})
+    plan['maps'] = 'reuse' if reusable else 'fresh'
+    pinned_map_ids = sorted(m['id'] for m in pinned_maps.values() if m)
+    same_prog = bool(ours and reusable and pinned_prog
+                     and pinned_prog.get('id') == att.get('id')
+                     and att.get('tag') == desired['tag']
+                     and sorted(att.get('map_ids') or []) == pinned_map_ids)
+
+    if not att:
+        plan['action'] = 'attach'
+        plan['reasons'].append('no XDP program attached')
+    elif att.get('mode') != want_mode and want_mode != 'auto':
+        plan['action'] = 'switch_mode'
+        plan['reasons'].append('attached in %s mode, %s wanted' % (att.get('mode'), want_mode))
+    elif want_mode == 'auto' and not same_prog:
+        # ours-attached cases resolved want_mode above; a foreign one (forced) is replaced
+        plan['action'] = 'replace'
+        plan['mode'] = att.get('mode')
+        plan['reasons'].append('replacing the attached program')
+    elif not same_prog:
+        plan['action'] = 'replace'
+        if not ours:
+            plan['reasons'].append('forced: replacing program %r (id %s)'
+                                   % (att.get('name'), att.get('id')))
+        elif att.get('tag') != desired['tag']:
+            plan['reasons'].append('program tag differs (%s attached, %s in the object)'
+                                   % (att.get('tag'), desired['tag']))
+        else:
+            plan['reasons'].append('pins do not match the attached program')
+
+    if plan['action'] != 'none':
+        if same_prog:
+            plan['source'] = 'pinned'       # mode switch of the very same program
+        elif reusable:
+            plan['source'] = 'reload'       # new program against the pinned maps
+        else:
+            plan['source'] = 'fresh'        # new program with new maps
+            plan['reasons'].append('pinned maps missing or incompatible: new maps')
+
+    if plan['maps'] == 'fresh' and plan['action'] != 'none':
+        plan['ports'] = True
+    elif sorted(set(current.get('ports') or [])) != sorted(set(desired['ports'])):
+        plan['ports'] = True
+        plan['reasons'].append('ports %s -> %s' % (sorted(set(current.get('ports') or [])),
+                                                    sorted(set(desired['ports']))))
+    plan['changed'] = plan['action'] != 'none' or plan['ports']
+    return plan
+
+
+def plan_absent(current, name, force):
+    """{'detach': bool, 'remove_pins': bool, 'refuse': msg or None, 'changed': bool}."""
+    att = current.get('attached')
+    pinned_any = bool(current.get('pinned_prog')) or any(current.get('pinned_maps', {}).values())
+    plan = {'detach': False, 'remove_pins': pinned_any, 'refuse': None, 'reasons': []}
+    if att:
+        if is_ours(att, current.get('pinned_prog'), name) or force:
+            if att.get('mode') == 'multi':
+                plan['refuse'] = 'more than one XDP program is attached; detach them by hand'
+            else:
+                plan['detach'] = True
+                plan['reasons'].append('detaching %r (id %s)' % (att.get('name'), att.get('id')))
+        else:
+            plan['refuse'] = ('%s program %r (id %s) is attached and is not ours; not detaching '
+                              'it. Set force: true to remove it anyway'
+                              % (att.get('mode'), att.get('name'), att.get('id')))
+    if pinned_any:
+        plan['reasons'].append('removing pins')
+    plan['changed'] = plan['detach'] or plan['remove_pins']
+    return plan
+
+
+def _view(attached, ports=None):
+    out = {'program': None, 'mode': None}
+    if attached:
+        out = {'program': '%s (id %s, tag %s)' % (attached.get('name'), attached.get('id'),
+                                                 attached.get('tag')),
+               'mode': attached.get('mode')}
+    if ports is not None:
+        out['ports'] = ports
+    return out
+
+
+# --- kernel access -------------------------------------------------------------------
+class Runner(object):
+    def __init__(self, module):
+        self.m = module
+        p = module.params
+        self.ifname = p['interface']
+        self.netns = p['netns']
+        self.pin_dir = p['pin_dir'] or default_pin_dir(self.ifname, self.netns)
+        self.staging = None
+        self.result = {'changed': False, 'interface': self.ifname, 'netns': self.netns,
+                       'pin_dir': self.pin_dir, 'mode': None, 'prog': None}
+
+    def fail(self, msg, **kw):
+        self.cleanup()
+        self.result.update(kw)
+        self.m.fail_json(msg=msg, **self.result)
+
+    # current state
+    def read_attached(self, link):
+        xdp = link['xdp']
+        if not xdp['prog_id']:
+            return None
+        try:
+            info = _bpf.prog_info_by_id(xdp['prog_id'])
+        except _bpf.BpfError:
+            info = {'id': xdp['prog_id'], 'tag': None, 'name': None, 'map_ids': []}
+        info.update({'mode': xdp['mode'], 'progs': xdp['progs']})
+        return info
+
+    def read_pins(self):
+        if not os.path.isdir(self.pin_dir):
+            return None, dict((m, None) for m in _bpf.STEER_MAPS), None
+        try:
+            pins = _bpf.read_pins(self.pin_dir)
+        except _bpf.BpfError as e:
+            self.fail('cannot read pins in %s: %s' % (self.pin_dir, e))
+        ports = None
+        if pins['maps'].get('steer_ports'):
+            ports = _bpf.read_steer_ports(self.pin_dir)
+        return pins['prog'], pins['maps'], ports
+
+    def cleanup(self):
+        if self.staging and os.path.isdir(self.staging):
+            for root, dirs, files in os.walk(self.staging, topdown=False):
+                for f in files:
+                    os.unlink(os.path.join(root, f))
+                for d in dirs:
+                    os.rmdir(os.path.join(root, d))
+            os.rmdir(self.staging)
+        self.staging = None
+
+    # loading
+    def bpftool(self):
+        tool = self.m.params['bpftool']
+        if os.path.isabs(tool):
+            return tool
+        return self.m.get_bin_path(tool, required=True,
+                                   opt_dirs=['/usr/sbin', '/usr/local/sbin', '/sbin'])
+
+    def load(self, subdir, reuse=None, pinmaps=False):
+        """bpftool prog loadall into the staging dir; returns info of our program there."""
+        progs_dir = os.path.join(self.staging, subdir)
+        offload_dev = self.ifname if self.m.params['mode'] == 'offload' else None
+        cmd = _bpf.bpftool_loadall_cmd(self.bpftool(), self.m.params['object'], progs_dir,
+                                       pinmaps_dir=self.staging if pinmaps else None,
+                                       reuse_maps=reuse, offload_dev=offload_dev)
+        if offload_dev and self.netns:
+            # the device is looked up in bpftool's network namespace; keep our mount ns
+            cmd = [self.m.get_bin_path('nsenter', required=True),
+                   '--net=%s' % netns_path(self.netns)] + cmd
+        rc, out, err = self.m.run_command(cmd, environ_update={'LC_ALL': 'C'})
+        if rc != 0:
+            log = _bpf.verifier_log(err)
+            if offload_dev:
+                self.fail('cannot load %s for offload to %s: the device cannot offload XDP '
+                          'programs (or bpftool failed); use mode native, generic or auto. %s'
+                          % (self.m.params['object'], self.ifname, log.splitlines()[-1:] or ''),
+                          verifier_log=log, stderr=err)
+            self.fail('the kernel (or libbpf) rejected %s; the attached program, if any, was '
+                      'left in place. Verifier log:\n%s' % (self.m.params['object'], log),
+                      verifier_log=log, stderr=err, rc=rc)
+        path = os.path.join(progs_dir, self.m.params['program'])
+        if not os.path.exists(path):
+            names = sorted(os.listdir(progs_dir)) if os.path.isdir(progs_dir) else []
+            self.fail('program %r not found in %s; it has: %s'
+                      % (self.m.params['program'], self.m.params['object'], ', '.join(names)))
+        info = _bpf.pinned_prog_info(path)
+        if info['type'] != 'xdp':
+            self.fail('program %r is of type %s, not xdp' % (self.m.params['program'], info['type']))
+        info['pin'] = path
+        return info
+
+    def stage(self):
+        parent = os.path.dirname(self.pin_dir.rstrip('/'))
+        err = _bpf.bpffs_error(parent)
+        if err:
+            self.fail(err)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            # bpffs refuses names with a dot: no hidden names, no interface names here
+            self.staging = os.path.join(parent, 'staging_%s' % uuid.uuid4().hex[:12])
+            os.mkdir(self.staging)
+        except OSError as e:
+            self.fail('cannot create a staging directory on bpffs next to %s: %s'
+                      % (self.pin_dir, e))
+
+    # the two states
+    def present(self, link):
+        p = self.m.params
+        if not os.path.isfile(p['object']):
+            self.fail('BPF object %s does not exist; build it first (the kbypass.xdp.bpf_programs '
+                      'role installs it there)' % p['object'])
+        attached = self.read_attached(link)
+        pinned_prog, pinned_maps, ports = self.read_pins()
+        self.stage()
+        new = self.load('progs', pinmaps=True)
+        fresh_maps = dict((m, _bpf.pinned_map_info(os.path.join(self.staging, m)))
+                          for m in _bpf.STEER_MAPS)
+        missing = [m for m, v in fresh_maps.items() if v is None]
+        if missing:
+            self.fail('%s does not define the map(s) %s that the steering contract needs '
+                      '(docs/contracts.md)' % (p['object'], ', '.join(missing)))
+        current = {'attached': attached, 'pinned_prog': pinned_prog,
+                   'pinned_maps': pinned_maps, 'ports': ports}
+        desired = {'tag': new['tag'], 'name': p['program'], 'mode': p['mode'],
+                   'ports': p['ports'], 'maps': fresh_maps, 'force': p['force']}
+        plan = plan_present(current, desired)
+        self.result['plan'] = plan
+        if plan['refuse']:
+            self.fail(plan['refuse'])
+        want_ports = sorted(set(p['ports']))
+        before = _view(attached, ports)
+        self.result['changed'] = plan['changed']
+
+        if self.m.check_mode or not plan['changed']:
+            self.cleanup()
+            if self.m._diff:
+                after = dict(before)
+                if plan['changed']:
+                    after = {'program': '%s (tag %s)' % (new['name'], new['tag']),
+                             'mode': plan['mode'] if plan['action'] != 'none' else before['mode'],
+                             'ports': want_ports}
+                self.result['diff'] = {'before': before, 'after': after}
+            self.result.update({'mode': attached['mode'] if attached else None,
+                                'prog': _public(attached), 'ports': ports})
+            if not self.m.check_mode and attached:
+                self.finish_result()
+            return
+
+        self.apply(plan, link, attached, want_ports, ports)
+        self.cleanup()
+        link = _xdp.query(self.ifname, self.netns)
+        now = self.read_attached(link)
+        self.result.update({'mode': now['mode'] if now else None, 'prog': _public(now)})
+        self.finish_result()
+        if self.m._diff:
+            self.result['diff'] = {'before': before, 'after': _view(now, self.result['ports'])}
+
+    def apply(self, plan, link, attached, want_ports, ports):
+        fds = []
+        try:
+            if plan['source'] == 'pinned':
+                fds.append(_bpf.obj_get(os.path.join(self.pin_dir, _bpf.PROG_PIN)))
+                prog_pin = None
+            elif plan['source'] == 'reload':
+                reuse = dict((m, os.path.join(self.pin_dir, m)) for m in _bpf.STEER_MAPS)
+                info = self.load('reuse', reuse=reuse)
+                fds.append(_bpf.obj_get(info['pin']))
+                prog_pin = info['pin']
+            elif plan['source'] == 'fresh':
+                prog_pin = os.path.join(self.staging, 'progs', self.m.params['program'])
+                fds.append(_bpf.obj_get(prog_pin))
+            else:
+                prog_pin = None
+            # ports first: the program never runs with a partial match set
+            if plan['ports']:
+                target = self.staging if plan['source'] == 'fresh' else self.pin_dir
+                _bpf.write_steer_ports(target, want_ports,
+                                       current=[] if plan['source'] == 'fresh' else ports)
+
+            if plan['action'] != 'none':
+                new_fd = fds[0]
+                with _xdp.open_netlink(self.netns) as ipr:
+                    if plan['action'] == 'attach':
+                        plan['mode'] = _xdp.attach(ipr, link['ifindex'], new_fd, plan['mode'])
+                    else:
+                        old_fd = _bpf.prog_fd_by_id(attached['id'])
+                        fds.append(old_fd)
+                        if plan['action'] == 'replace':
+                            _xdp.replace(ipr, link['ifindex'], new_fd, plan['mode'], old_fd)
+                        else:
+                            plan['mode'] = _xdp.switch_mode(ipr, link['ifindex'], new_fd,
+                                                            plan['mode'], old_fd,
+                                                            attached['mode'])
+                # the program is live: move its pins into place (rename replaces stale pins)
+                os.makedirs(self.pin_dir, exist_ok=True)
+                if plan['source'] == 'fresh':
+                    for m in _bpf.STEER_MAPS:
+                        os.rename(os.path.join(self.staging, m), os.path.join(self.pin_dir, m))
+                if prog_pin:
+                    os.rename(prog_pin, os.path.join(self.pin_dir, _bpf.PROG_PIN))
+        except _xdp.XdpError as e:
+            self.fail('%s on %s%s' % (e, self.ifname, ' in netns %s' % self.netns
+                                      if self.netns else ''), errno=e.errno)
+        except (_bpf.BpfError, OSError) as e:
+            self.fail('bpf operation failed on %s: %s' % (self.ifname, e))
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def finish_result(self):
+        self.result['pins'] = dict((n, os.path.join(self.pin_dir, n))
+                                   for n in (_bpf.PROG_PIN,) + _bpf.STEER_MAPS)
+        try:
+            self.result['ports'] = _bpf.read_steer_ports(self.pin_dir)
+            self.result['counters'] = _bpf.read_steer_stats(self.pin_dir)
+        except _bpf.BpfError:
+            pass
+
+    def absent(self, link):
+        p = self.m.params
+        attached = self.read_attached(link) if link else None
+        pinned_prog, pinned_maps, ports = self.read_pins()
+        current = {'attached': attached, 'pinned_prog': pinned_prog, 'pinned_maps': pinned_maps}
+        plan = plan_absent(current, p['program'], p['force'])
+        self.result['plan'] = plan
+        if plan['refuse']:
+            self.fail(plan['refuse'])
+        self.result['changed'] = plan['changed']
+        if self.m._diff:
+            self.result['diff'] = {'before': _view(attached, ports),
+                                   'after': _view(None if plan['detach'] else attached)}
+        if self.m.check_mode or not plan['changed']:
+            self.result.update({'mode': attached['mode'] if attached else None,
+                                'prog': _public(attached)})
+            return
+        if plan['detach']:
+            fd = None
+            try:
+                fd = _bpf.prog_fd_by_id(attached['id'])
+                with _xdp.open_netlink(self.netns) as ipr:
+                    _xdp.detach(ipr, link['ifindex'], attached['mode'], expected_fd=fd)
+            except _xdp.XdpError as e:
+                self.fail('%s on %s' % (e, self.ifname), errno=e.errno)
+            except _bpf.BpfError as e:
+                self.fail('cannot open the attached program: %s' % e)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        if plan['remove_pins']:
+            stop = _common_pin_root(self.pin_dir)
+            try:
+                self.result['removed'] = _bpf.remove_pins(self.pin_dir, stop_at=stop)
+            except OSError as e:
+                self.fail('cannot remove pins in %s: %s' % (self.pin_dir, e))
+
+
+def _common_pin_root(pin_dir):
+    if pin_dir.startswith(PIN_ROOT + '/'):
+        return PIN_ROOT
+    return os.path.dirname(pin_dir.rstrip('/'))
+
+
+def _public(info):
+    if not info:
+        return None
+    return dict((k, info.get(k)) for k in ('id', 'tag', 'name', 'map_ids'))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            interface=dict(type='str', required=True, aliases=['ifname']),
+            netns=dict(type='str'),
+            object=dict(type='path', default='/usr/local/lib/kbypass/bpf/xdp_steer.o'),
+            program=dict(type='str', default=_bpf.STEER_PROG_NAME),
+            mode=dict(type='str', default='native',
+                      choices=['native', 'generic', 'offload', 'auto']),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+            pin_dir=dict(type='path'),
+            ports=dict(type='list', elements='int', default=[4242]),
+            force=dict(type='bool', default=False),
+            bpftool=dict(type='str', default='bpftool'),
+        ),
+        supports_check_mode=True,
+    )
+    errors = validate(module.params)
+    if errors:
+        module.fail_json(msg='; '.join(errors))
+    require_pyroute2(module)
+
+    run = Runner(module)
+    netns = module.params['netns']
+    state = module.params['state']
+    try:
+        if netns and not os.path.exists(netns_path(netns)):
+            if state == 'present':
+                module.fail_json(msg='network namespace %r does not exist; create it first '
+                                     '(kbypass.xdp.netns_veth or "ip netns add")' % netns)
+            link = None
+        else:
+            link = _xdp.query(run.ifname, netns)
+        if link is None and state == 'present':
+            module.fail_json(msg='interface %r not found in %s' % (
+                run.ifname, 'network namespace %r' % netns if netns else 'the root namespace'))
+        if state == 'present':
+            if _bpf.bpffs_error(run.pin_dir):
+                module.fail_json(msg=_bpf.bpffs_error(run.pin_dir))
+            run.present(link)
+        else:
+            run.absent(link)
+    except _xdp.XdpError as e:
+        run.fail(str(e), errno=e.errno)
+    finally:
+        run.cleanup()
+    module.exit_json(**run.result)
+
+
+if __name__ == '__main__':
+    main()
