@@ -1,0 +1,435 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kbypass.xdp developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure logic of the end-to-end proof: counter deltas, agreement checks, report rendering.
+
+Nothing here touches the system. ``kbypass.xdp.traffic_probe`` collects raw
+measurements on the target; ``kbypass.xdp.verify_report`` runs these functions on the
+controller, writes the report and returns the verdict. Unit tests call them directly.
+
+The proof for matching traffic (one address family at a time) is a chain; the first
+link that breaks is the one named in the failure message::
+
+    generator sent == XDP matched == XDP redirected == forwarder RX
+                   (echo) == forwarder TX == replies received, lost == 0
+"""
+
+from __future__ import annotations
+
+import json
+
+STEER_COUNTERS = ('seen', 'matched', 'redirected', 'redirect_missed', 'passed')
+ECHO_MODES = ('echo',)
+SINK_MODES = ('rxdrop',)
+
+
+# --------------------------------------------------------------------------------------
+# deltas
+# --------------------------------------------------------------------------------------
+def _packets(value):
+    """Counter value as an int: accepts ``{'packets': n, 'bytes': m}`` or a bare number."""
+    if isinstance(value, dict):
+        value = value.get('packets', 0)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def steer_delta(before, after):
+    """Per-counter packet deltas of the steering program's ``steer_stats``.
+
+    ``before``/``after`` map counter names to ``{'packets', 'bytes'}`` (or ints).
+    Returns None when either snapshot is missing (program not attached / not pinned).
+    """
+    if before is None or after is None:
+        return None
+    return dict((name, _packets(after.get(name)) - _packets(before.get(name)))
+                for name in STEER_COUNTERS)
+
+
+def forwarder_delta(before, after):
+    """RX/TX deltas from two forwarder stats-file snapshots.
+
+    A missing ``before`` (the forwarder started during the burst) counts from zero;
+    a missing ``after`` means no stats at all: None. A restart between the snapshots
+    (pid changed, counters went down) also counts the new process from zero.
+    """
+    if after is None:
+        return None
+    base = before or {}
+    if base and (base.get('pid') != after.get('pid')
+                 or _packets(after.get('rx_packets')) < _packets(base.get('rx_packets'))):
+        base = {}
+    names = {'rx_packets': 'rx', 'tx_packets': 'tx', 'rx_bytes': 'rx_bytes', 'tx_bytes': 'tx_bytes'}
+    return dict((short, _packets(after.get(name)) - _packets(base.get(name)))
+                for name, short in names.items())
+
+
+# --------------------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------------------
+def _fallback_hint(steer):
+    missed = steer.get('redirect_missed', 0) if steer else 0
+    if missed:
+        return (' — it fell back to the kernel (redirect_missed grew by %d): '
+                'is the forwarder running?' % missed)
+    return ''
+
+
+def check_matching(label, requested, gen, steer, fwd, mode='echo'):
+    """Check one burst of matching traffic. Return a list of failure messages, in order.
+
+    ``label``: e.g. ``IPv4 198.18.0.10:4242``; ``requested``: packets asked of the
+    generator; ``gen``: kbypass-gen's JSON (sent/received/lost); ``steer``:
+    ``steer_delta()``; ``fwd``: ``forwarder_delta()``; ``mode``: forwarder mode in use.
+    """
+    failures = []
+    if not gen:
+        return ['%s: the traffic generator produced no result' % label]
+    sent = _packets(gen.get('sent'))
+    received = _packets(gen.get('received'))
+    if sent != requested:
+        failures.append('%s: generator sent %d of %d requested packets' % (label, sent, requested))
+    if steer is None:
+        failures.append('%s: XDP counters unavailable (steer_stats not pinned): is the steering '
+                        'program attached?' % label)
+        return failures
+    if steer['matched'] != sent:
+        failures.append(
+            '%s: XDP matched %d != generator sent %d: the steering program did not see the '
+            'matching traffic — is it attached to the DUT interface and is the port in '
+            'steer_ports?' % (label, steer['matched'], sent))
+    if steer['redirected'] != steer['matched']:
+        failures.append(
+            '%s: XDP redirected %d != XDP matched %d: matching traffic was not echoed by user '
+            'space%s' % (label, steer['redirected'], steer['matched'],
+                         _fallback_hint(steer) or ' (no AF_XDP socket took it)'))
+    if fwd is None:
+        failures.append('%s: forwarder stats unavailable: matching traffic was not echoed by user '
+                        'space%s' % (label, _fallback_hint(steer) or ' — is the forwarder running?'))
+        return failures
+    if fwd['rx'] != steer['redirected']:
+        failures.append(
+            '%s: forwarder RX %d != XDP redirected %d: matching traffic was not echoed by user '
+            'space%s' % (label, fwd['rx'], steer['redirected'],
+                         _fallback_hint(steer) or ' (redirected frames did not reach the socket: '
+                         'RX ring full or wrong queue?)'))
+    if mode in ECHO_MODES:
+        if fwd['tx'] != fwd['rx']:
+            failures.append('%s: forwarder TX %d != forwarder RX %d: the forwarder did not echo '
+                            'every packet it received' % (label, fwd['tx'], fwd['rx']))
+        if received != fwd['tx']:
+            failures.append('%s: replies received %d != forwarder TX %d: echoed packets were lost '
+                            'on the way back to the peer' % (label, received, fwd['tx']))
+        lost = _packets(gen.get('lost'))
+        if lost or received != sent:
+            failures.append('%s: %d of %d packets lost (received %d)'
+                            % (label, sent - received, sent, received))
+    elif mode in SINK_MODES:
+        if fwd['tx'] != 0:
+            failures.append('%s: forwarder TX %d != 0 in %s mode' % (label, fwd['tx'], mode))
+        if received:
+            failures.append('%s: %d replies received but the forwarder runs in %s mode'
+                            % (label, received, mode))
+    return failures
+
+
+def _as_list(value):
+    if not value:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def check_nonmatching(probes, steer, fwd):
+    """Check that non-matching traffic went through the kernel, not the socket.
+
+    ``probes``: the ``nonmatching`` result of traffic_probe; ``steer``/``fwd``: deltas
+    measured around all of it. Return a list of failure messages.
+    """
+    failures = []
+    if fwd is not None and fwd['rx'] != 0:
+        failures.append('non-matching traffic reached the AF_XDP socket: forwarder RX grew by %d '
+                        '(expected 0)' % fwd['rx'])
+    if steer is not None:
+        if steer['redirected'] != 0:
+            failures.append('non-matching traffic was redirected by XDP: redirected grew by %d '
+                            '(expected 0)' % steer['redirected'])
+        expected_passed = sum(_packets(u.get('sent')) for u in _as_list(probes.get('udp')))
+        expected_passed += sum(_packets(i.get('received')) for i in _as_list(probes.get('icmp')))
+        if steer['passed'] < expected_passed:
+            failures.append('XDP passed grew by %d, expected at least %d (non-matching packets the '
+                            'kernel answered)' % (steer['passed'], expected_passed))
+    for udp in _as_list(probes.get('udp')):
+        if _packets(udp.get('received')) != _packets(udp.get('sent')):
+            failures.append('UDP to %s port %s: a kernel socket received %d of %d datagrams'
+                            % (udp.get('address'), udp.get('port'), _packets(udp.get('received')),
+                               _packets(udp.get('sent'))))
+    for tcp in _as_list(probes.get('tcp')):
+        if tcp.get('outcome') not in ('refused', 'connected'):
+            failures.append('TCP to %s port %s: %s — the kernel did not answer (expected a RST or '
+                            'a connection)' % (tcp.get('address'), tcp.get('port'),
+                                               tcp.get('outcome')))
+    for ping in (probes.get('icmp') or []):
+        if _packets(ping.get('received')) != _packets(ping.get('sent')):
+            failures.append('ICMP echo to %s: %d of %d replies' % (
+                ping.get('address'), _packets(ping.get('received')), _packets(ping.get('sent'))))
+    for neigh in (probes.get('neighbour') or []):
+        if not neigh.get('resolved'):
+            failures.append('neighbour %s on the peer did not resolve after a flush (state %s): '
+                            'ARP/ND is not reaching the kernel' % (neigh.get('address'),
+                                                                  neigh.get('state')))
+    return failures
+
+
+def check_observation(observation, ifname, program_name='xdp_steer', mode='echo'):
+    """Check the tcpdump capture and bpftool's view. Return a list of failure messages.
+
+    The capture of echoed datagrams is only judged in echo mode.
+    """
+    failures = []
+    for cap in (observation.get('tcpdump') or []) if mode in ECHO_MODES else []:
+        if _packets(cap.get('captured')) < _packets(cap.get('wanted')):
+            failures.append('tcpdump on the peer saw %d of %d echoed datagrams (%s)'
+                            % (_packets(cap.get('captured')), _packets(cap.get('wanted')),
+                               cap.get('filter')))
+    prog = observation.get('program')
+    if observation.get('bpftool_net') is not None:
+        if not prog:
+            failures.append('bpftool net shows no XDP program on %s' % ifname)
+        elif program_name and prog.get('name') != program_name:
+            failures.append('bpftool net shows program %r on %s, expected %r'
+                            % (prog.get('name'), ifname, program_name))
+    xsks = observation.get('xsks_map')
+    if xsks is not None and xsks.get('type') != 'xskmap':
+        failures.append('pinned xsks_map is a %s map, expected xskmap' % xsks.get('type'))
+    return failures
+
+
+def evaluate(data, mode=None):
+    """Evaluate everything traffic_probe measured.
+
+    Returns ``{'ok', 'failures', 'matching', 'nonmatching', 'observation'}`` where the
+    three sections hold the deltas used and per-section failures. ``failures[0]`` is the
+    first counter that disagrees.
+    """
+    mode = mode or (data.get('forwarder') or {}).get('mode') or 'echo'
+    result = {'mode': mode, 'matching': [], 'nonmatching': None, 'observation': None}
+    failures = []
+    for burst in data.get('matching') or []:
+        steer = steer_delta(burst.get('steer_before'), burst.get('steer_after'))
+        fwd = forwarder_delta(burst.get('forwarder_before'), burst.get('forwarder_after'))
+        label = '%s %s:%s' % (burst.get('family', '?'), burst.get('address'), burst.get('port'))
+        fails = check_matching(label, _packets(burst.get('requested')), burst.get('generator'),
+                               steer, fwd, mode)
+        failures.extend(fails)
+        result['matching'].append({'label': label, 'family': burst.get('family'),
+                                   'steer': steer, 'forwarder': fwd,
+                                   'generator': _gen_summary(burst.get('generator')),
+                                   'failures': fails})
+    nm = data.get('nonmatching')
+    if nm:
+        steer = steer_delta(nm.get('steer_before'), nm.get('steer_after'))
+        fwd = forwarder_delta(nm.get('forwarder_before'), nm.get('forwarder_after'))
+        fails = check_nonmatching(nm, steer, fwd)
+        failures.extend(fails)
+        result['nonmatching'] = {'steer': steer, 'forwarder': fwd, 'failures': fails}
+    obs = data.get('observation')
+    if obs:
+        fails = check_observation(obs, (data.get('topology') or {}).get('dut_ifname'), mode=mode)
+        failures.extend(fails)
+        result['observation'] = {'failures': fails}
+    result['failures'] = failures
+    result['ok'] = not failures
+    return result
+
+
+def _gen_summary(gen):
+    if not gen:
+        return None
+    rtt = gen.get('rtt_us') or {}
+    return {'sent': gen.get('sent'), 'received': gen.get('received'), 'lost': gen.get('lost'),
+            'tx_pps': gen.get('tx_pps'), 'rx_pps': gen.get('rx_pps'),
+            'duration_s': gen.get('duration_s'),
+            'rtt_us': dict((k, rtt.get(k)) for k in ('p50', 'p90', 'p99', 'max'))}
+
+
+# --------------------------------------------------------------------------------------
+# series for the plot
+# --------------------------------------------------------------------------------------
+def series_rates(series, total=None):
+    """Turn kbypass-gen's ``series`` into ``(t, tx_pps, rx_pps)`` lists.
+
+    Each sample holds packets sent/received during the interval ending at ``t``
+    (seconds since start). When the samples are cumulative counters instead — their
+    last value, not their sum, matches ``total`` (packets sent) — they are differenced.
+    """
+    pts = [(float(s.get('t', 0)), float(s.get('tx', 0)), float(s.get('rx', 0)))
+           for s in series or [] if isinstance(s, dict)]
+    if not pts:
+        return [], [], []
+    ts = [p[0] for p in pts]
+    tx = [p[1] for p in pts]
+    rx = [p[2] for p in pts]
+    if total and len(pts) > 1 and all(b >= a for a, b in zip(tx, tx[1:])) \
+            and abs(tx[-1] - total) < abs(sum(tx) - total):
+        tx = [tx[0]] + [b - a for a, b in zip(tx, tx[1:])]
+        rx = [rx[0]] + [b - a for a, b in zip(rx, rx[1:])]
+    rates_tx, rates_rx = [], []
+    prev = 0.0
+    for t, a, b in zip(ts, tx, rx):
+        width = t - prev if t > prev else None
+        rates_tx.append(a / width if width else 0.0)
+        rates_rx.append(b / width if width else 0.0)
+        prev = t
+    return ts, rates_tx, rates_rx
+
+
+# --------------------------------------------------------------------------------------
+# rendering
+# --------------------------------------------------------------------------------------
+def _fmt(value, digits=0):
+    if value is None:
+        return '—'
+    if isinstance(value, float):
+        return ('%.' + str(digits) + 'f') % value
+    return str(value)
+
+
+def summary_lines(host, data, verdict):
+    """A few lines for the play output (debug task)."""
+    lines = []
+    prog = (data.get('observation') or {}).get('program') or {}
+    fwd = data.get('forwarder') or {}
+    lines.append('%s: %s — program %s id %s (%s), forwarder %s/%s' % (
+        host, 'PASS' if verdict['ok'] else 'FAIL', prog.get('name', '?'), prog.get('id', '?'),
+        prog.get('mode', '?'), verdict.get('mode'), fwd.get('bind_mode', '?')))
+    for burst in verdict['matching']:
+        gen = burst.get('generator') or {}
+        steer = burst.get('steer') or {}
+        fwdd = burst.get('forwarder') or {}
+        rtt = gen.get('rtt_us') or {}
+        lines.append('%s: sent %s, redirected %s, fwd rx/tx %s/%s, replies %s, %s pps, '
+                     'rtt p50 %s us' % (
+                         burst['label'], gen.get('sent'), steer.get('redirected'),
+                         fwdd.get('rx'), fwdd.get('tx'), gen.get('received'),
+                         _fmt(gen.get('tx_pps')), _fmt(rtt.get('p50'))))
+    nm = verdict.get('nonmatching')
+    if nm:
+        lines.append('non-matching: XDP passed +%s, forwarder rx +%s' % (
+            (nm.get('steer') or {}).get('passed'), (nm.get('forwarder') or {}).get('rx')))
+    if verdict['failures']:
+        lines.append('first disagreement: %s' % verdict['failures'][0])
+    return lines
+
+
+def render_markdown(host, data, verdict, plot_name=None):
+    """The per-host Markdown report."""
+    topo = data.get('topology') or {}
+    obs = data.get('observation') or {}
+    prog = obs.get('program') or {}
+    fwd = data.get('forwarder') or {}
+    out = []
+    out.append('# kbypass.xdp verify — %s' % host)
+    out.append('')
+    out.append('**Verdict: %s**%s' % (
+        'PASS' if verdict['ok'] else 'FAIL',
+        '' if verdict['ok'] else ' — ' + verdict['failures'][0]))
+    out.append('')
+    if data.get('timestamp'):
+        out.append('Run at %s.' % data['timestamp'])
+        out.append('')
+    out.append('## Topology')
+    out.append('')
+    out.append('| role | namespace | interface | addresses |')
+    out.append('|---|---|---|---|')
+    out.append('| device under test | %s | %s | %s |' % (
+        topo.get('dut_netns') or '(root)', topo.get('dut_ifname'),
+        ', '.join(topo.get('dut_addresses') or [])))
+    out.append('| traffic peer | %s | %s | %s |' % (
+        topo.get('peer_netns') or '(root)', topo.get('peer_ifname'),
+        ', '.join(topo.get('peer_addresses') or [])))
+    out.append('')
+    out.append('## XDP program and forwarder')
+    out.append('')
+    out.append('| item | value |')
+    out.append('|---|---|')
+    out.append('| program | %s (id %s, tag %s) |' % (prog.get('name', '—'), prog.get('id', '—'),
+                                                   prog.get('tag', '—')))
+    out.append('| attach mode | %s |' % prog.get('mode', '—'))
+    xsks = obs.get('xsks_map') or {}
+    out.append('| xsks_map | %s, %s entries (id %s) |' % (
+        xsks.get('type', '—'), xsks.get('max_entries', '—'), xsks.get('id', '—')))
+    out.append('| pin dir | `%s` |' % topo.get('pin_dir', '—'))
+    out.append('| forwarder | %s, mode %s, bind %s, queues %s, pid %s |' % (
+        topo.get('forwarder_instance', '—'), verdict.get('mode'), fwd.get('bind_mode', '—'),
+        fwd.get('queues', '—'), fwd.get('pid', '—')))
+    out.append('')
+    out.append('## Matching traffic (UDP, through user space)')
+    out.append('')
+    out.append('| burst | sent | XDP matched | XDP redirected | redirect missed | fwd RX | fwd TX '
+               '| replies | lost | tx pps | rx pps | RTT p50 / p99 / max (µs) |')
+    out.append('|---|---|---|---|---|---|---|---|---|---|---|---|')
+    for burst in verdict['matching']:
+        gen = burst.get('generator') or {}
+        steer = burst.get('steer') or {}
+        fwdd = burst.get('forwarder') or {}
+        rtt = gen.get('rtt_us') or {}
+        out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |' % (
+            burst['label'], _fmt(gen.get('sent')), _fmt(steer.get('matched')),
+            _fmt(steer.get('redirected')), _fmt(steer.get('redirect_missed')),
+            _fmt(fwdd.get('rx')), _fmt(fwdd.get('tx')), _fmt(gen.get('received')),
+            _fmt(gen.get('lost')), _fmt(gen.get('tx_pps')), _fmt(gen.get('rx_pps')),
+            _fmt(rtt.get('p50'), 1), _fmt(rtt.get('p99'), 1), _fmt(rtt.get('max'), 1)))
+    out.append('')
+    nm = data.get('nonmatching')
+    if nm:
+        nmv = verdict.get('nonmatching') or {}
+        out.append('## Non-matching traffic (through the kernel)')
+        out.append('')
+        out.append('| probe | result |')
+        out.append('|---|---|')
+        for udp in _as_list(nm.get('udp')):
+            out.append('| UDP to %s port %s (kernel listener) | %s of %s received |' % (
+                udp.get('address'), udp.get('port'), udp.get('received'), udp.get('sent')))
+        for tcp in _as_list(nm.get('tcp')):
+            out.append('| TCP to %s port %s | %s |' % (tcp.get('address'), tcp.get('port'),
+                                                     tcp.get('outcome')))
+        for ping in nm.get('icmp') or []:
+            out.append('| ICMP echo to %s | %s of %s replies |' % (
+                ping.get('address'), ping.get('received'), ping.get('sent')))
+        for neigh in nm.get('neighbour') or []:
+            out.append('| ARP/ND for %s after flush | %s (%s) |' % (
+                neigh.get('address'), neigh.get('state'), neigh.get('lladdr') or 'no lladdr'))
+        out.append('| XDP passed (delta) | %s |' % _fmt((nmv.get('steer') or {}).get('passed')))
+        out.append('| XDP redirected (delta) | %s |'
+                   % _fmt((nmv.get('steer') or {}).get('redirected')))
+        out.append('| forwarder RX (delta) | %s |' % _fmt((nmv.get('forwarder') or {}).get('rx')))
+        out.append('')
+    caps = obs.get('tcpdump') or []
+    if caps:
+        out.append('## Observation')
+        out.append('')
+        for cap in caps:
+            out.append('- tcpdump in `%s` on %s (`%s`): %s of %s echoed datagrams captured' % (
+                topo.get('peer_netns'), topo.get('peer_ifname'), cap.get('filter'),
+                cap.get('captured'), cap.get('wanted')))
+        out.append('')
+    if plot_name:
+        out.append('## Packet rate during the verify burst')
+        out.append('')
+        out.append('![pps over time](%s)' % plot_name)
+        out.append('')
+    if verdict['failures']:
+        out.append('## Disagreements')
+        out.append('')
+        for msg in verdict['failures']:
+            out.append('- %s' % msg)
+        out.append('')
+    return '\n'.join(out)
+
+
+def render_json(host, data, verdict):
+    """The per-host JSON report (stable key order)."""
+    return json.dumps({'host': host, 'ok': verdict['ok'], 'failures': verdict['failures'],
+                       'verdict': verdict, 'data': data}, indent=2, sort_keys=True) + '\n'

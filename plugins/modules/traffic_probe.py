@@ -1,0 +1,696 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kbypass.xdp developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: traffic_probe
+short_description: Send bounded probe traffic through an XDP/AF_XDP path and measure what happened
+version_added: "0.1.0"
+description:
+  - Measures, without judging, what the verify role needs to prove that matching traffic went
+    through user space and everything else through the kernel.
+  - C(matching) runs C(kbypass-gen --engine socket --replies) in the peer namespace against each
+    device-under-test address, one burst per address, and snapshots the steering program's
+    pinned C(steer_stats) counters and the forwarder's stats file around each burst. A bounded
+    C(tcpdump) in the peer namespace captures echoed datagrams at the same time.
+  - C(nonmatching) flushes the peer's neighbour entries and pings each address (ARP/ND and ICMP
+    echo), sends UDP datagrams to another port where a kernel socket listens in the DUT
+    namespace, and connects with TCP to the matching port (a RST or a connection both prove the
+    kernel answered), with counter snapshots around all of it.
+  - C(observation) reads C(bpftool -j net show) in the DUT namespace, the attached program's
+    id/tag/name and the pinned C(xsks_map).
+  - Every loop is bounded in packets and in time. The module never changes anything it did not
+    create; it reports C(changed=false). Comparing the numbers is the job of
+    M(kbypass.xdp.verify_report).
+author:
+  - kbypass.xdp developers
+attributes:
+  check_mode:
+    support: full
+    description: In check mode nothing is sent; the module returns only the observation.
+  diff_mode:
+    support: none
+    description: The module changes nothing, so there is no diff.
+options:
+  dut_netns:
+    description: Network namespace of the device under test; omit for the root namespace.
+    type: str
+  dut_ifname:
+    description: Interface with the steering program attached.
+    type: str
+    required: true
+  dut_addresses:
+    description: Addresses (IPv4 and/or IPv6, no prefix length) of O(dut_ifname) to probe.
+    type: list
+    elements: str
+    required: true
+  peer_netns:
+    description: Network namespace the traffic is sent from; omit for the root namespace.
+    type: str
+  peer_ifname:
+    description: The peer's interface (for tcpdump and the neighbour flush).
+    type: str
+    required: true
+  port:
+    description: UDP destination port the steering program matches.
+    type: int
+    default: 4242
+  other_port:
+    description: A UDP port the steering program does not match; a kernel socket listens there.
+    type: int
+    default: 4243
+  count:
+    description: Matching packets per address.
+    type: int
+    default: 2000
+  rate:
+    description: Generator rate in packets per second.
+    type: int
+    default: 10000
+  size:
+    description: UDP payload size handed to the generator.
+    type: int
+    default: 64
+  reply_timeout_ms:
+    description: How long the generator waits for the last reply.
+    type: int
+    default: 1000
+  series_interval_ms:
+    description: Sampling interval of the generator's pps series.
+    type: int
+    default: 100
+  generator:
+    description: Path of C(kbypass-gen) on the target.
+    type: path
+    default: /usr/local/bin/kbypass-gen
+  pin_dir:
+    description: bpffs directory with the steering program's pins; defaults to
+      C(/sys/fs/bpf/kbypass/<dut_netns or init_net>/<dut_ifname>).
+    type: path
+  forwarder_stats_file:
+    description: The forwarder's stats file. Omit to skip forwarder counters.
+    type: path
+  stats_wait:
+    description: Seconds to wait for the forwarder to rewrite its stats file after traffic.
+    type: float
+    default: 3.0
+  tcpdump_count:
+    description: Echoed datagrams tcpdump must capture per burst (0 disables tcpdump).
+    type: int
+    default: 100
+  tcpdump_timeout:
+    description: Upper bound in seconds of each tcpdump.
+    type: int
+    default: 10
+  nonmatching_count:
+    description: UDP datagrams sent to O(other_port) per address.
+    type: int
+    default: 20
+  ping_count:
+    description: ICMP echo requests per address.
+    type: int
+    default: 3
+  probes:
+    description: Which measurements to run.
+    type: list
+    elements: str
+    choices: [matching, nonmatching, observation]
+    default: [matching, nonmatching, observation]
+notes:
+  - Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN for C(setns), CAP_BPF for bpftool).
+  - Uses C(ip), C(ping), C(tcpdump), C(timeout) and C(bpftool), all installed by the
+    M(kbypass.xdp.toolchain) role.
+'''
+
+EXAMPLES = r'''
+- name: Measure the path of the default test bed
+  kbypass.xdp.traffic_probe:
+    dut_netns: ns1
+    dut_ifname: veth0
+    dut_addresses: [198.18.0.10, "2001:2::10"]
+    peer_netns: ns2
+    peer_ifname: veth1
+    forwarder_stats_file: /run/kbypass/forwarder/echo-ns1-veth0.stats.json
+  register: probe
+
+- name: Only look at what is attached
+  kbypass.xdp.traffic_probe:
+    dut_netns: ns1
+    dut_ifname: veth0
+    dut_addresses: [198.18.0.10]
+    peer_netns: ns2
+    peer_ifname: veth1
+    probes: [observation]
+'''
+
+RETURN = r'''
+topology:
+  description: The path probed (namespaces, interfaces, addresses, MACs, pin dir).
+  returned: always
+  type: dict
+forwarder:
+  description: The forwarder's last stats (mode, bind_mode, pid, queues...), or null.
+  returned: always
+  type: dict
+matching:
+  description: One entry per DUT address with C(generator) (kbypass-gen's JSON),
+    C(steer_before)/C(steer_after) and C(forwarder_before)/C(forwarder_after) snapshots.
+  returned: when matching was probed
+  type: list
+  elements: dict
+nonmatching:
+  description: C(udp), C(tcp), C(icmp), C(neighbour) results and counter snapshots around them.
+  returned: when nonmatching was probed
+  type: dict
+observation:
+  description: C(program) (id, tag, name, mode), C(bpftool_net), C(xsks_map) and C(tcpdump)
+    captures.
+  returned: always
+  type: dict
+timestamp:
+  description: UTC time the probe started (ISO 8601).
+  returned: always
+  type: str
+'''
+
+import ctypes
+import ipaddress
+import json
+import os
+import re
+import select
+import socket
+import struct
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
+    default_pin_dir,
+    ifname_error,
+    netns_error,
+    netns_path,
+)
+
+CLONE_NEWNET = 0x40000000
+STEER_INDEX = {0: 'seen', 1: 'matched', 2: 'redirected', 3: 'redirect_missed', 4: 'passed'}
+
+
+class ProbeError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# network namespaces (Python 3.11 has no os.setns)
+# ---------------------------------------------------------------------------------------
+class InNetns(object):
+    """Switch this thread's network namespace for the duration of a with block.
+
+    Sockets created inside keep living in that namespace after the switch back.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self._orig = None
+
+    @staticmethod
+    def _setns(fd):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    def __enter__(self):
+        if not self.name:
+            return self
+        self._orig = os.open('/proc/self/ns/net', os.O_RDONLY)
+        target = os.open(netns_path(self.name), os.O_RDONLY)
+        try:
+            self._setns(target)
+        finally:
+            os.close(target)
+        return self
+
+    def __exit__(self, *exc):
+        if self._orig is not None:
+            try:
+                self._setns(self._orig)
+            finally:
+                os.close(self._orig)
+                self._orig = None
+        return False
+
+
+def ns_cmd(netns, argv):
+    return (['ip', 'netns', 'exec', netns] + list(argv)) if netns else list(argv)
+
+
+def family_of(address):
+    return 'IPv6' if ipaddress.ip_address(address).version == 6 else 'IPv4'
+
+
+# ---------------------------------------------------------------------------------------
+# counters
+# ---------------------------------------------------------------------------------------
+def _le_int(hexbytes):
+    return int.from_bytes(bytes(int(b, 16) for b in hexbytes), 'little')
+
+
+def parse_percpu_dump(dump):
+    """Sum bpftool's JSON dump of steer_stats over CPUs -> {name: {packets, bytes}}."""
+    out = dict((name, {'packets': 0, 'bytes': 0}) for name in STEER_INDEX.values())
+    for entry in dump or []:
+        key = entry.get('key')
+        key = _le_int(key) if isinstance(key, list) else int(key)
+        name = STEER_INDEX.get(key)
+        if name is None:
+            continue
+        for cpu in entry.get('values') or []:
+            value = cpu.get('value')
+            if isinstance(value, list):
+                raw = bytes(int(b, 16) for b in value)
+                packets, nbytes = struct.unpack_from('<QQ', raw.ljust(16, b'\0'))
+            elif isinstance(value, dict):
+                packets, nbytes = int(value.get('packets', 0)), int(value.get('bytes', 0))
+            else:
+                continue
+            out[name]['packets'] += packets
+            out[name]['bytes'] += nbytes
+    return out
+
+
+def read_steer(module, pin_dir):
+    """Snapshot of the steering counters, or None when they are not pinned."""
+    path = os.path.join(pin_dir, 'steer_stats')
+    if not os.path.exists(path):
+        return None
+    try:
+        from ansible_collections.kbypass.xdp.plugins.module_utils._bpf import read_steer_stats
+    except ImportError:
+        read_steer_stats = None
+    if read_steer_stats is not None:
+        try:
+            stats = read_steer_stats(pin_dir)
+            return dict((name, {'packets': int(stats[name]['packets']),
+                                'bytes': int(stats[name]['bytes'])})
+                        for name in STEER_INDEX.values())
+        except Exception:  # pylint: disable=broad-except
+            pass  # fall back to bpftool below
+    rc, out, err = module.run_command(['bpftool', '-j', 'map', 'dump', 'pinned', path])
+    if rc != 0:
+        raise ProbeError('cannot read %s with bpftool: %s' % (path, err.strip()))
+    return parse_percpu_dump(json.loads(out))
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def read_forwarder(path, since=None, wait=0.0):
+    """Read the forwarder's stats file; with ``since``, wait (bounded) for a rewrite after it.
+
+    Returns the parsed object (plus ``_fresh``) or None when the file does not exist.
+    """
+    if not path:
+        return None
+    deadline = time.time() + (wait if since is not None else 0)
+    while True:
+        try:
+            mtime = os.stat(path).st_mtime
+            with open(path) as fh:
+                data = json.load(fh)
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            data, mtime = None, 0  # caught mid-rename on a non-atomic writer: retry
+        if data is not None:
+            fresh = since is None or mtime > since
+            alive = data.get('running', True) and _pid_alive(data.get('pid'))
+            if fresh or not alive or time.time() >= deadline:
+                data['_fresh'] = bool(fresh)
+                data['_alive'] = bool(alive)
+                return data
+        elif time.time() >= deadline:
+            return None
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------------------
+# matching traffic
+# ---------------------------------------------------------------------------------------
+def start_tcpdump(p, family):
+    if not p['tcpdump_count']:
+        return None
+    flt = '%s and udp src port %d' % ('ip6' if family == 'IPv6' else 'ip', p['port'])
+    argv = ns_cmd(p['peer_netns'], ['timeout', str(p['tcpdump_timeout']), 'tcpdump', '-n', '-l',
+                                    '-q', '-c', str(p['tcpdump_count']), '-i', p['peer_ifname'],
+                                    flt])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # wait (bounded) until tcpdump says it is listening
+    deadline = time.time() + 5
+    err = b''
+    while time.time() < deadline and b'listening on' not in err:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            err += chunk
+    return {'proc': proc, 'filter': flt, 'stderr': err}
+
+
+def finish_tcpdump(p, cap):
+    if cap is None:
+        return None
+    proc = cap['proc']
+    try:
+        out, err = proc.communicate(timeout=p['tcpdump_timeout'] + 5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    lines = [ln for ln in out.decode('utf-8', 'replace').splitlines() if ln.strip()]
+    return {'filter': cap['filter'], 'wanted': p['tcpdump_count'], 'captured': len(lines),
+            'rc': proc.returncode, 'sample': lines[:3],
+            'stderr': (cap['stderr'] + err).decode('utf-8', 'replace').strip().splitlines()[-3:]}
+
+
+def run_generator(module, p, address):
+    argv = [p['generator'], '--dst', address, '--dport', str(p['port']),
+            '--count', str(p['count']), '--rate', str(p['rate']), '--size', str(p['size']),
+            '--engine', 'socket', '--replies', '--reply-timeout', str(p['reply_timeout_ms']),
+            '--json', '--series-interval', str(p['series_interval_ms'])]
+    if p['peer_netns']:
+        argv[1:1] = ['--netns', p['peer_netns']]
+    # bounded twice: by count and rate inside the generator, and by this timeout
+    limit = 10 + p['count'] / max(p['rate'], 1) * 3 + p['reply_timeout_ms'] / 1000.0
+    argv = ['timeout', str(int(limit))] + argv
+    rc, out, err = module.run_command(argv)
+    result = None
+    for line in reversed(out.strip().splitlines()):
+        try:
+            result = json.loads(line)
+            break
+        except ValueError:
+            continue
+    if result is None:
+        raise ProbeError('kbypass-gen to %s failed (rc=%s): %s' % (address, rc, (err or out).strip()))
+    result['rc'] = rc
+    return result
+
+
+def probe_matching(module, p, observation):
+    bursts = []
+    steer = read_steer(module, p['pin_dir'])
+    fwd = read_forwarder(p['forwarder_stats_file'], since=time.time(), wait=p['stats_wait'])
+    for address in p['dut_addresses']:
+        family = family_of(address)
+        cap = start_tcpdump(p, family)
+        try:
+            gen = run_generator(module, p, address)
+        finally:
+            capture = finish_tcpdump(p, cap)
+        if capture:
+            observation['tcpdump'].append(capture)
+        steer_after = read_steer(module, p['pin_dir'])
+        fwd_after = read_forwarder(p['forwarder_stats_file'], since=time.time(),
+                                   wait=p['stats_wait'])
+        bursts.append({'family': family, 'address': address, 'port': p['port'],
+                       'requested': p['count'], 'rate': p['rate'], 'generator': gen,
+                       'steer_before': steer, 'steer_after': steer_after,
+                       'forwarder_before': fwd, 'forwarder_after': fwd_after})
+        steer, fwd = steer_after, fwd_after
+    return bursts
+
+
+# ---------------------------------------------------------------------------------------
+# non-matching traffic
+# ---------------------------------------------------------------------------------------
+def neighbour_flush(module, p, address):
+    argv = ['ip'] + (['-n', p['peer_netns']] if p['peer_netns'] else []) + [
+        'neigh', 'flush', 'to', address, 'dev', p['peer_ifname']]
+    module.run_command(argv)
+
+
+def neighbour_show(module, p, address):
+    argv = ['ip', '-j'] + (['-n', p['peer_netns']] if p['peer_netns'] else []) + [
+        'neigh', 'show', 'to', address, 'dev', p['peer_ifname']]
+    rc, out, err = module.run_command(argv)
+    entries = json.loads(out) if rc == 0 and out.strip() else []
+    entry = entries[0] if entries else {}
+    state = entry.get('state') or ['NONE']
+    state = '/'.join(state) if isinstance(state, list) else str(state)
+    lladdr = entry.get('lladdr')
+    return {'address': address, 'state': state, 'lladdr': lladdr,
+            'resolved': bool(lladdr) and not any(s in state for s in ('FAILED', 'INCOMPLETE'))}
+
+
+_PING_RE = re.compile(r'(\d+) packets transmitted, (\d+) (?:packets )?received')
+
+
+def ping(module, p, address):
+    argv = ns_cmd(p['peer_netns'], ['ping', '-n', '-q', '-c', str(p['ping_count']), '-i', '0.2',
+                                    '-W', '1', '-w', str(p['ping_count'] + 3), address])
+    rc, out, err = module.run_command(argv)
+    match = _PING_RE.search(out)
+    sent, received = (int(match.group(1)), int(match.group(2))) if match else (p['ping_count'], 0)
+    return {'address': address, 'sent': sent, 'received': received, 'rc': rc}
+
+
+def udp_other_port(p, address):
+    fam = socket.AF_INET6 if family_of(address) == 'IPv6' else socket.AF_INET
+    with InNetns(p['dut_netns']):
+        listener = socket.socket(fam, socket.SOCK_DGRAM)
+    with InNetns(p['peer_netns']):
+        sender = socket.socket(fam, socket.SOCK_DGRAM)
+    received = 0
+    try:
+        listener.bind((address, p['other_port']))
+        listener.setblocking(False)
+        for i in range(p['nonmatching_count']):
+            sender.sendto(b'kbypass-verify %d' % i, (address, p['other_port']))
+            time.sleep(0.002)
+        deadline = time.time() + 2
+        while received < p['nonmatching_count'] and time.time() < deadline:
+            ready, _, _ = select.select([listener], [], [], 0.1)
+            if ready:
+                listener.recv(2048)
+                received += 1
+    finally:
+        listener.close()
+        sender.close()
+    return {'address': address, 'port': p['other_port'], 'sent': p['nonmatching_count'],
+            'received': received}
+
+
+def tcp_connect(p, address):
+    fam = socket.AF_INET6 if family_of(address) == 'IPv6' else socket.AF_INET
+    with InNetns(p['peer_netns']):
+        sock = socket.socket(fam, socket.SOCK_STREAM)
+    sock.settimeout(2.0)
+    try:
+        sock.connect((address, p['port']))
+        outcome = 'connected'
+    except ConnectionRefusedError:
+        outcome = 'refused'
+    except socket.timeout:
+        outcome = 'timeout'
+    except OSError as exc:
+        outcome = 'error: %s' % exc
+    finally:
+        sock.close()
+    return {'address': address, 'port': p['port'], 'outcome': outcome}
+
+
+def probe_nonmatching(module, p):
+    steer = read_steer(module, p['pin_dir'])
+    fwd = read_forwarder(p['forwarder_stats_file'], since=time.time(), wait=p['stats_wait'])
+    res = {'icmp': [], 'neighbour': [], 'udp': [], 'tcp': []}
+    for address in p['dut_addresses']:
+        neighbour_flush(module, p, address)
+        res['icmp'].append(ping(module, p, address))
+        res['neighbour'].append(neighbour_show(module, p, address))
+        res['udp'].append(udp_other_port(p, address))
+        res['tcp'].append(tcp_connect(p, address))
+    res['steer_before'] = steer
+    res['steer_after'] = read_steer(module, p['pin_dir'])
+    res['forwarder_before'] = fwd
+    res['forwarder_after'] = read_forwarder(p['forwarder_stats_file'], since=time.time(),
+                                            wait=p['stats_wait'])
+    return res
+
+
+# ---------------------------------------------------------------------------------------
+# observation (bpftool, ip -j)
+# ---------------------------------------------------------------------------------------
+def _json_cmd(module, argv):
+    rc, out, err = module.run_command(argv)
+    if rc != 0 or not out.strip():
+        return None, (err or out).strip()
+    try:
+        return json.loads(out), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def observe(module, p):
+    obs = {'tcpdump': [], 'program': None, 'bpftool_net': None, 'xsks_map': None, 'errors': []}
+    net, err = _json_cmd(module, ns_cmd(p['dut_netns'], ['bpftool', '-j', 'net', 'show', 'dev',
+                                                         p['dut_ifname']]))
+    if net is None:
+        obs['errors'].append('bpftool net show: %s' % err)
+    else:
+        if isinstance(net, list):
+            net = net[0] if net else {}
+        obs['bpftool_net'] = net
+        xdp = [x for x in net.get('xdp') or [] if x.get('devname') in (None, p['dut_ifname'])]
+        if xdp:
+            prog = {'id': xdp[0].get('id'), 'mode': xdp[0].get('mode')}
+            info, err = _json_cmd(module, ['bpftool', '-j', 'prog', 'show', 'id', str(prog['id'])])
+            if info:
+                prog.update(name=info.get('name'), tag=info.get('tag'), type=info.get('type'),
+                            map_ids=info.get('map_ids'))
+            else:
+                obs['errors'].append('bpftool prog show: %s' % err)
+            obs['program'] = prog
+    path = os.path.join(p['pin_dir'], 'xsks_map')
+    if os.path.exists(path):
+        info, err = _json_cmd(module, ['bpftool', '-j', 'map', 'show', 'pinned', path])
+        if info:
+            obs['xsks_map'] = dict((k, info.get(k)) for k in ('id', 'type', 'name', 'max_entries'))
+        else:
+            obs['errors'].append('bpftool map show: %s' % err)
+    else:
+        obs['errors'].append('%s is not pinned' % path)
+    return obs
+
+
+def link_info(module, netns, ifname):
+    argv = ['ip', '-j'] + (['-n', netns] if netns else []) + ['addr', 'show', 'dev', ifname]
+    info, _err = _json_cmd(module, argv)
+    if not info:
+        return {}
+    info = info[0]
+    return {'mac': info.get('address'), 'mtu': info.get('mtu'),
+            'addresses': ['%s/%s' % (a.get('local'), a.get('prefixlen'))
+                          for a in info.get('addr_info') or []
+                          if a.get('scope') == 'global']}
+
+
+# ---------------------------------------------------------------------------------------
+def validate(p):
+    """Return a list of human messages for bad input (pure)."""
+    errors = []
+    for key in ('dut_ifname', 'peer_ifname'):
+        msg = ifname_error(p.get(key))
+        if msg:
+            errors.append('%s: %s' % (key, msg))
+    for key in ('dut_netns', 'peer_netns'):
+        msg = netns_error(p.get(key))
+        if msg:
+            errors.append('%s: %s' % (key, msg))
+    if not p.get('dut_addresses'):
+        errors.append('dut_addresses: give at least one address')
+    for address in p.get('dut_addresses') or []:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            errors.append('dut_addresses: %r is not an IP address (no prefix length)' % address)
+    for key in ('port', 'other_port'):
+        if not 0 < (p.get(key) or 0) < 65536:
+            errors.append('%s: %r is not a UDP port (1-65535)' % (key, p.get(key)))
+    if p.get('port') == p.get('other_port'):
+        errors.append('other_port must differ from port (%s)' % p.get('port'))
+    for key in ('count', 'rate'):
+        if (p.get(key) or 0) <= 0:
+            errors.append('%s must be positive' % key)
+    if (p.get('count') or 0) > 10000000:
+        errors.append('count %s is too large for a verify burst' % p.get('count'))
+    if (p.get('tcpdump_count') or 0) > (p.get('count') or 0):
+        errors.append('tcpdump_count (%s) cannot exceed count (%s)'
+                      % (p.get('tcpdump_count'), p.get('count')))
+    return errors
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            dut_netns=dict(type='str'),
+            dut_ifname=dict(type='str', required=True),
+            dut_addresses=dict(type='list', elements='str', required=True),
+            peer_netns=dict(type='str'),
+            peer_ifname=dict(type='str', required=True),
+            port=dict(type='int', default=4242),
+            other_port=dict(type='int', default=4243),
+            count=dict(type='int', default=2000),
+            rate=dict(type='int', default=10000),
+            size=dict(type='int', default=64),
+            reply_timeout_ms=dict(type='int', default=1000),
+            series_interval_ms=dict(type='int', default=100),
+            generator=dict(type='path', default='/usr/local/bin/kbypass-gen'),
+            pin_dir=dict(type='path'),
+            forwarder_stats_file=dict(type='path'),
+            stats_wait=dict(type='float', default=3.0),
+            tcpdump_count=dict(type='int', default=100),
+            tcpdump_timeout=dict(type='int', default=10),
+            nonmatching_count=dict(type='int', default=20),
+            ping_count=dict(type='int', default=3),
+            probes=dict(type='list', elements='str',
+                        choices=['matching', 'nonmatching', 'observation'],
+                        default=['matching', 'nonmatching', 'observation']),
+        ),
+        supports_check_mode=True,
+    )
+    p = dict(module.params)
+    errors = validate(p)
+    if errors:
+        module.fail_json(msg='invalid arguments: ' + '; '.join(errors), errors=errors)
+    if not p['pin_dir']:
+        p['pin_dir'] = default_pin_dir(p['dut_ifname'], p['dut_netns'])
+    for ns in (p['dut_netns'], p['peer_netns']):
+        if ns and not os.path.exists(netns_path(ns)):
+            module.fail_json(msg='network namespace %r does not exist: run the testbed role first '
+                                 '(or fix verify_dut_netns / verify_peer_netns)' % ns)
+    if 'matching' in p['probes'] and not module.check_mode and not os.access(p['generator'],
+                                                                           os.X_OK):
+        module.fail_json(msg='traffic generator %s is missing or not executable: run the '
+                             'kbypass.xdp.forwarder role first (it builds kbypass-gen)'
+                             % p['generator'])
+
+    result = {'changed': False,
+              'timestamp': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+    result['topology'] = {
+        'dut_netns': p['dut_netns'], 'dut_ifname': p['dut_ifname'],
+        'dut_addresses': p['dut_addresses'], 'peer_netns': p['peer_netns'],
+        'peer_ifname': p['peer_ifname'], 'pin_dir': p['pin_dir'], 'port': p['port'],
+        'dut_link': link_info(module, p['dut_netns'], p['dut_ifname']),
+        'peer_link': link_info(module, p['peer_netns'], p['peer_ifname']),
+    }
+    result['topology']['peer_addresses'] = result['topology']['peer_link'].get('addresses', [])
+    try:
+        observation = observe(module, p) if 'observation' in p['probes'] else {'tcpdump': []}
+        if not module.check_mode:
+            if 'matching' in p['probes']:
+                result['matching'] = probe_matching(module, p, observation)
+            if 'nonmatching' in p['probes']:
+                result['nonmatching'] = probe_nonmatching(module, p)
+    except (ProbeError, OSError) as exc:
+        module.fail_json(msg=str(exc), **result)
+    result['observation'] = observation
+    fwd = read_forwarder(p['forwarder_stats_file'])
+    result['forwarder'] = None if fwd is None else dict(
+        (k, fwd.get(k)) for k in ('pid', 'running', 'mode', 'bind_mode', 'iface', 'iface2',
+                                  'netns', 'queues', 'cpus', 'rx_packets', 'tx_packets',
+                                  'xdp_stats', 'timestamp', '_alive'))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,206 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kbypass.xdp developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: verify_report
+short_description: Judge a traffic_probe measurement and write the verify report
+version_added: "0.1.0"
+description:
+  - Compares the counters M(kbypass.xdp.traffic_probe) measured — generator, XDP steering
+    counters, forwarder RX/TX, replies — and names the first one that disagrees.
+  - Writes C(verify-<host>.md) and C(verify-<host>.json) into O(report_dir) and, when matplotlib
+    is importable, C(verify-<host>.png) with the packet rate over time during the verify burst.
+  - Meant to run on the controller (C(delegate_to: localhost)).
+  - The module itself never fails on a disagreement; it returns C(ok) and C(msg) so the caller
+    can write the report first and fail afterwards.
+author:
+  - kbypass.xdp developers
+attributes:
+  check_mode:
+    support: full
+    description: In check mode the verdict is computed but no file is written.
+  diff_mode:
+    support: none
+    description: Reports are run artefacts; no diff is returned.
+options:
+  host:
+    description: Name of the host the measurement belongs to (used in file names).
+    type: str
+    required: true
+  data:
+    description: The registered result of M(kbypass.xdp.traffic_probe).
+    type: dict
+    required: true
+  report_dir:
+    description: Directory for the report files; created if missing.
+    type: path
+    required: true
+  mode:
+    description: Forwarder mode to judge against; defaults to the mode in the forwarder's stats.
+    type: str
+    choices: [echo, rxdrop, l2fwd, kernel]
+  plot:
+    description: Render the PNG plot (skipped with a warning when matplotlib is missing).
+    type: bool
+    default: true
+'''
+
+EXAMPLES = r'''
+- name: Write the report on the controller
+  kbypass.xdp.verify_report:
+    host: "{{ inventory_hostname }}"
+    data: "{{ probe }}"
+    report_dir: "{{ playbook_dir }}/../reports"
+  delegate_to: localhost
+  register: report
+
+- name: Fail on the first disagreement
+  ansible.builtin.fail:
+    msg: "{{ report.msg }}"
+  when: not report.ok
+'''
+
+RETURN = r'''
+ok:
+  description: True when every counter agrees.
+  returned: always
+  type: bool
+msg:
+  description: The first disagreement, or a one-line success summary.
+  returned: always
+  type: str
+failures:
+  description: Every disagreement, in the order checked.
+  returned: always
+  type: list
+  elements: str
+summary:
+  description: A few lines for the play output.
+  returned: always
+  type: list
+  elements: str
+verdict:
+  description: The deltas used per section (matching bursts, non-matching, observation).
+  returned: always
+  type: dict
+files:
+  description: Paths written (markdown, json and, when rendered, png).
+  returned: always
+  type: dict
+'''
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kbypass.xdp.plugins.module_utils._report import (
+    evaluate,
+    render_json,
+    render_markdown,
+    series_rates,
+    summary_lines,
+)
+
+try:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    HAS_MATPLOTLIB = True
+except ImportError:
+    HAS_MATPLOTLIB = False
+
+
+def _write(path, content):
+    """Atomically write ``content`` (str or bytes); return True when the file changed."""
+    mode = 'wb' if isinstance(content, bytes) else 'w'
+    try:
+        with open(path, 'rb' if mode == 'wb' else 'r') as fh:
+            if fh.read() == content:
+                return False
+    except (OSError, UnicodeDecodeError):
+        pass
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-')
+    with os.fdopen(fd, mode) as fh:
+        fh.write(content)
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
+    return True
+
+
+def render_plot(path, host, data):
+    """Plot tx/rx pps over time for every matching burst. Return True when written."""
+    bursts = [b for b in data.get('matching') or [] if (b.get('generator') or {}).get('series')]
+    if not bursts:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    for burst in bursts:
+        gen = burst['generator']
+        ts, tx, rx = series_rates(gen.get('series'), total=gen.get('sent'))
+        ax.plot(ts, tx, label='%s sent' % burst.get('family'))
+        ax.plot(ts, rx, linestyle='--', label='%s echoed back' % burst.get('family'))
+    ax.set_xlabel('time since burst start (s)')
+    ax.set_ylabel('packets per second')
+    ax.set_title('kbypass.xdp verify burst on %s' % host)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc='lower center')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            host=dict(type='str', required=True),
+            data=dict(type='dict', required=True),
+            report_dir=dict(type='path', required=True),
+            mode=dict(type='str', choices=['echo', 'rxdrop', 'l2fwd', 'kernel']),
+            plot=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    host = module.params['host']
+    if not host or '/' in host or host in ('.', '..'):
+        module.fail_json(msg='host %r cannot be used in a file name' % host)
+    data = module.params['data']
+    verdict = evaluate(data, module.params['mode'])
+    summary = summary_lines(host, data, verdict)
+    report_dir = module.params['report_dir']
+    base = os.path.join(report_dir, 'verify-%s' % host)
+    files = {'markdown': base + '.md', 'json': base + '.json'}
+    changed = False
+    warnings = []
+    if not module.check_mode:
+        try:
+            os.makedirs(report_dir, exist_ok=True)
+            plot_name = None
+            if module.params['plot']:
+                if HAS_MATPLOTLIB:
+                    tmp_png = base + '.png'
+                    if render_plot(tmp_png, host, data):
+                        files['png'] = tmp_png
+                        plot_name = os.path.basename(tmp_png)
+                        changed = True
+                else:
+                    warnings.append('matplotlib is not importable on the controller: the pps plot '
+                                    'was skipped (pip install matplotlib)')
+            changed |= _write(files['markdown'],
+                              render_markdown(host, data, verdict, plot_name) + '\n')
+            changed |= _write(files['json'], render_json(host, data, verdict))
+        except OSError as exc:
+            module.fail_json(msg='cannot write the report under %s: %s' % (report_dir, exc))
+    for warning in warnings:
+        module.warn(warning)
+    msg = verdict['failures'][0] if verdict['failures'] else summary[0]
+    module.exit_json(changed=changed, ok=verdict['ok'], msg=msg, failures=verdict['failures'],
+                     summary=summary, verdict=verdict, files=files)
+
+
+if __name__ == '__main__':
+    main()

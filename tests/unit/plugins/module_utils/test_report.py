@@ -1,0 +1,241 @@
+"""Unit tests for module_utils/_report.py: deltas, the agreement chain, rendering."""
+import copy
+import json
+
+import pytest
+
+from ansible_collections.kbypass.xdp.plugins.module_utils import _report as r
+
+
+def steer(seen=0, matched=0, redirected=0, missed=0, passed=0):
+    vals = dict(seen=seen, matched=matched, redirected=redirected, redirect_missed=missed,
+                passed=passed)
+    return dict((k, {'packets': v, 'bytes': v * 106}) for k, v in vals.items())
+
+
+def fwd(rx, tx, pid=100):
+    return {'pid': pid, 'running': True, 'mode': 'echo', 'bind_mode': 'copy',
+            'rx_packets': rx, 'tx_packets': tx, 'rx_bytes': rx * 64, 'tx_bytes': tx * 64}
+
+
+def gen(sent=2000, received=2000):
+    return {'sent': sent, 'received': received, 'lost': sent - received, 'tx_pps': 9999.5,
+            'rx_pps': 9999.1, 'duration_s': 0.2, 'rtt_us': {'p50': 40, 'p90': 55, 'p99': 80,
+                                                            'max': 120},
+            'series': [{'t': 0.1, 'tx': 1000, 'rx': 1000}, {'t': 0.2, 'tx': 1000, 'rx': 1000}]}
+
+
+def good_data():
+    """What traffic_probe returns for a healthy echo path (IPv4 then IPv6)."""
+    s0 = steer(seen=10, passed=10)
+    s1 = steer(seen=2015, matched=2000, redirected=2000, passed=15)
+    s2 = steer(seen=4020, matched=4000, redirected=4000, passed=20)
+    s3 = steer(seen=4120, matched=4000, redirected=4000, passed=120)
+    f0, f1, f2 = fwd(0, 0), fwd(2000, 2000), fwd(4000, 4000)
+    return {
+        'timestamp': '2026-01-01T00:00:00Z',
+        'topology': {'dut_netns': 'kbmol1', 'dut_ifname': 'kbmolv0',
+                     'dut_addresses': ['198.19.0.10', '2001:2:0:1::10'],
+                     'peer_netns': 'kbmol2', 'peer_ifname': 'kbmolv1',
+                     'pin_dir': '/sys/fs/bpf/kbypass/kbmol1/kbmolv0'},
+        'forwarder': {'mode': 'echo', 'bind_mode': 'copy', 'pid': 100, 'queues': [0]},
+        'matching': [
+            {'family': 'IPv4', 'address': '198.19.0.10', 'port': 4242, 'requested': 2000,
+             'generator': gen(), 'steer_before': s0, 'steer_after': s1,
+             'forwarder_before': f0, 'forwarder_after': f1},
+            {'family': 'IPv6', 'address': '2001:2:0:1::10', 'port': 4242, 'requested': 2000,
+             'generator': gen(), 'steer_before': s1, 'steer_after': s2,
+             'forwarder_before': f1, 'forwarder_after': f2},
+        ],
+        'nonmatching': {
+            'icmp': [{'address': '198.19.0.10', 'sent': 3, 'received': 3}],
+            'neighbour': [{'address': '198.19.0.10', 'state': 'REACHABLE',
+                           'lladdr': '02:00:00:00:00:01', 'resolved': True}],
+            'udp': [{'address': '198.19.0.10', 'port': 4243, 'sent': 20, 'received': 20}],
+            'tcp': [{'address': '198.19.0.10', 'port': 4242, 'outcome': 'refused'}],
+            'steer_before': s2, 'steer_after': s3, 'forwarder_before': f2,
+            'forwarder_after': fwd(4000, 4000),
+        },
+        'observation': {
+            'bpftool_net': {'xdp': [{'devname': 'kbmolv0', 'id': 42, 'mode': 'driver'}]},
+            'program': {'id': 42, 'name': 'xdp_steer', 'tag': 'abcd', 'mode': 'driver'},
+            'xsks_map': {'id': 7, 'type': 'xskmap', 'max_entries': 64},
+            'tcpdump': [{'filter': 'ip and udp src port 4242', 'wanted': 100, 'captured': 100}],
+        },
+    }
+
+
+def test_steer_delta_and_missing():
+    d = r.steer_delta(steer(matched=1), steer(matched=5, passed=2))
+    assert d['matched'] == 4 and d['passed'] == 2 and d['redirected'] == 0
+    assert r.steer_delta(None, steer()) is None
+    assert r.steer_delta(steer(), None) is None
+    # bare integers are accepted too
+    assert r.steer_delta({'matched': 1}, {'matched': 3})['matched'] == 2
+
+
+def test_forwarder_delta_restart_counts_from_zero():
+    assert r.forwarder_delta(fwd(10, 10), fwd(30, 25)) == {'rx': 20, 'tx': 15, 'rx_bytes': 1280,
+                                                          'tx_bytes': 960}
+    # a new pid: the new process counted from zero
+    assert r.forwarder_delta(fwd(1000, 1000, pid=1), fwd(30, 30, pid=2))['rx'] == 30
+    assert r.forwarder_delta(None, fwd(5, 5))['rx'] == 5
+    assert r.forwarder_delta(fwd(5, 5), None) is None
+
+
+def test_healthy_path_passes():
+    verdict = r.evaluate(good_data())
+    assert verdict['ok'], verdict['failures']
+    assert verdict['mode'] == 'echo'
+    assert [b['steer']['redirected'] for b in verdict['matching']] == [2000, 2000]
+    assert verdict['nonmatching']['steer']['passed'] == 100
+
+
+def test_forwarder_down_names_the_fallback():
+    """The forwarder is stopped: no socket in xsks_map, XDP passes matching traffic on."""
+    data = good_data()
+    b = data['matching'][0]
+    b['steer_after'] = steer(seen=2015, matched=2000, redirected=0, missed=2000, passed=15)
+    b['forwarder_after'] = fwd(0, 0)
+    b['generator'] = gen(sent=2000, received=0)
+    verdict = r.evaluate(data)
+    assert not verdict['ok']
+    first = verdict['failures'][0]
+    assert first.startswith('IPv4 198.19.0.10:4242: XDP redirected 0 != XDP matched 2000')
+    assert 'not echoed by user space' in first
+    assert 'fell back to the kernel (redirect_missed grew by 2000)' in first
+    assert 'is the forwarder running?' in first
+
+
+def test_forwarder_stats_missing():
+    data = good_data()
+    for b in data['matching']:
+        b['forwarder_before'] = b['forwarder_after'] = None
+    verdict = r.evaluate(data)
+    assert 'forwarder stats unavailable' in verdict['failures'][0]
+
+
+def test_forwarder_rx_short_is_first_disagreement():
+    data = good_data()
+    data['matching'][1]['forwarder_after'] = fwd(3990, 3990)
+    verdict = r.evaluate(data)
+    assert verdict['failures'][0] == (
+        'IPv6 2001:2:0:1::10:4242: forwarder RX 1990 != XDP redirected 2000: matching traffic '
+        'was not echoed by user space (redirected frames did not reach the socket: RX ring full '
+        'or wrong queue?)')
+
+
+@pytest.mark.parametrize('mutate, needle', [
+    (lambda d: d['matching'][0].update(generator=gen(sent=1500, received=1500)),
+     'generator sent 1500 of 2000 requested'),
+    (lambda d: d['matching'][0].update(steer_after=steer(seen=15, passed=15)),
+     'XDP matched 0 != generator sent 2000'),
+    (lambda d: d['matching'][0].update(forwarder_after=fwd(2000, 1999)),
+     'forwarder TX 1999 != forwarder RX 2000'),
+    (lambda d: d['matching'][0].update(generator=gen(sent=2000, received=1998)),
+     'replies received 1998 != forwarder TX 2000'),
+    (lambda d: d['matching'][0].update(steer_after=None),
+     'XDP counters unavailable'),
+])
+def test_each_link_of_the_chain_can_fail(mutate, needle):
+    data = good_data()
+    mutate(data)
+    verdict = r.evaluate(data)
+    assert not verdict['ok']
+    assert needle in verdict['failures'][0]
+
+
+def test_rxdrop_mode_expects_no_replies():
+    data = good_data()
+    for b in data['matching']:
+        b['generator'] = gen(received=0)
+        for key in ('forwarder_before', 'forwarder_after'):
+            b[key]['tx_packets'] = 0  # the snapshots are shared between bursts
+    data['nonmatching']['forwarder_after']['tx_packets'] = 0
+    data['observation']['tcpdump'][0]['captured'] = 0  # nothing is echoed in rxdrop mode
+    assert r.evaluate(data, mode='rxdrop')['ok']
+    # the same numbers in echo mode fail
+    assert not r.evaluate(data, mode='echo')['ok']
+
+
+@pytest.mark.parametrize('mutate, needle', [
+    (lambda nm: nm.update(forwarder_after=fwd(4005, 4005)),
+     'non-matching traffic reached the AF_XDP socket: forwarder RX grew by 5'),
+    (lambda nm: nm.update(steer_after=steer(seen=4120, matched=4000, redirected=4003,
+                                            passed=120)),
+     'non-matching traffic was redirected by XDP'),
+    (lambda nm: nm.update(steer_after=steer(seen=4030, matched=4000, redirected=4000,
+                                            passed=30)),
+     'XDP passed grew by 10, expected at least 23'),
+    (lambda nm: nm['udp'][0].update(received=0), 'a kernel socket received 0 of 20'),
+    (lambda nm: nm['tcp'][0].update(outcome='timeout'), 'the kernel did not answer'),
+    (lambda nm: nm['icmp'][0].update(received=0), 'ICMP echo to 198.19.0.10: 0 of 3 replies'),
+    (lambda nm: nm['neighbour'][0].update(resolved=False, state='FAILED'),
+     'did not resolve after a flush (state FAILED)'),
+])
+def test_nonmatching_failures(mutate, needle):
+    data = good_data()
+    mutate(data['nonmatching'])
+    failures = r.evaluate(data)['failures']
+    assert failures and needle in failures[0], failures
+
+
+def test_tcp_connected_is_a_kernel_answer_too():
+    data = good_data()
+    data['nonmatching']['tcp'][0]['outcome'] = 'connected'
+    assert r.evaluate(data)['ok']
+
+
+def test_observation_failures():
+    data = good_data()
+    data['observation']['tcpdump'][0]['captured'] = 7
+    data['observation']['program']['name'] = 'xsk_def_prog'
+    data['observation']['xsks_map']['type'] = 'array'
+    failures = r.evaluate(data)['failures']
+    assert failures == [
+        'tcpdump on the peer saw 7 of 100 echoed datagrams (ip and udp src port 4242)',
+        "bpftool net shows program 'xsk_def_prog' on kbmolv0, expected 'xdp_steer'",
+        'pinned xsks_map is a array map, expected xskmap']
+    data['observation']['program'] = None
+    assert 'no XDP program on kbmolv0' in r.evaluate(data)['failures'][1]
+
+
+def test_series_rates_interval_and_cumulative():
+    ts, tx, rx = r.series_rates([{'t': 0.1, 'tx': 1000, 'rx': 990},
+                                 {'t': 0.2, 'tx': 1000, 'rx': 1010}], total=2000)
+    assert ts == [0.1, 0.2]
+    assert tx == pytest.approx([10000, 10000]) and rx == pytest.approx([9900, 10100])
+    # cumulative samples (last == total) are differenced
+    ts, tx, rx = r.series_rates([{'t': 0.1, 'tx': 1000, 'rx': 1000},
+                                 {'t': 0.2, 'tx': 2000, 'rx': 2000}], total=2000)
+    assert tx == pytest.approx([10000, 10000])
+    assert r.series_rates([]) == ([], [], [])
+
+
+def test_render_markdown_and_json():
+    data = good_data()
+    verdict = r.evaluate(data)
+    md = r.render_markdown('bench1', data, verdict, plot_name='verify-bench1.png')
+    assert md.startswith('# kbypass.xdp verify — bench1')
+    assert '**Verdict: PASS**' in md
+    assert '| IPv4 198.19.0.10:4242 | 2000 | 2000 | 2000 | 0 | 2000 | 2000 | 2000 | 0 |' in md
+    assert 'xdp_steer (id 42, tag abcd)' in md
+    assert '![pps over time](verify-bench1.png)' in md
+    assert 'TCP to 198.19.0.10 port 4242 | refused' in md
+    doc = json.loads(r.render_json('bench1', data, verdict))
+    assert doc['ok'] is True and doc['host'] == 'bench1'
+    assert doc['data']['matching'][0]['generator']['sent'] == 2000
+
+
+def test_render_failure_and_summary():
+    data = copy.deepcopy(good_data())
+    data['matching'][0]['forwarder_after'] = fwd(0, 0)
+    data['matching'][1]['forwarder_before'] = fwd(0, 0)
+    data['matching'][1]['forwarder_after'] = fwd(2000, 2000)
+    verdict = r.evaluate(data)
+    md = r.render_markdown('h', data, verdict)
+    assert '**Verdict: FAIL** — IPv4 198.19.0.10:4242: forwarder RX 0 != XDP redirected 2000' in md
+    assert '## Disagreements' in md
+    lines = r.summary_lines('h', data, verdict)
+    assert lines[0].startswith('h: FAIL — program xdp_steer id 42 (driver), forwarder echo/copy')
+    assert lines[-1].startswith('first disagreement: IPv4 198.19.0.10:4242: forwarder RX 0')

@@ -1,0 +1,83 @@
+"""Unit tests for kbypass.xdp.traffic_probe: input validation and counter parsing."""
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.kbypass.xdp.plugins.modules import traffic_probe as tp
+
+
+def params(**kw):
+    p = dict(dut_netns='kbmol1', dut_ifname='kbmolv0', dut_addresses=['198.19.0.10'],
+             peer_netns='kbmol2', peer_ifname='kbmolv1', port=4242, other_port=4243,
+             count=2000, rate=10000, tcpdump_count=100)
+    p.update(kw)
+    return p
+
+
+def test_validate_accepts_the_molecule_topology():
+    assert tp.validate(params(dut_addresses=['198.19.0.10', '2001:2:0:1::10'])) == []
+
+
+@pytest.mark.parametrize('kw, needle', [
+    (dict(dut_ifname='a-very-long-ifname0'), 'dut_ifname: interface name'),
+    (dict(peer_ifname='a/b'), 'peer_ifname: interface name'),
+    (dict(dut_netns='bad name'), 'dut_netns: network namespace name'),
+    (dict(dut_addresses=['198.19.0.10/24']), "'198.19.0.10/24' is not an IP address"),
+    (dict(dut_addresses=[]), 'give at least one address'),
+    (dict(port=0), 'port: 0 is not a UDP port'),
+    (dict(other_port=4242), 'other_port must differ from port'),
+    (dict(rate=0), 'rate must be positive'),
+    (dict(tcpdump_count=5000), 'tcpdump_count (5000) cannot exceed count (2000)'),
+])
+def test_validate_rejects(kw, needle):
+    errors = tp.validate(params(**kw))
+    assert any(needle in e for e in errors), errors
+
+
+def _hexle(value, width):
+    return ['0x%02x' % b for b in value.to_bytes(width, 'little')]
+
+
+def test_parse_percpu_dump_sums_cpus():
+    dump = []
+    for key, (p0, p1) in enumerate([(5, 6), (3, 0), (2, 1), (0, 4), (7, 7)]):
+        dump.append({'key': _hexle(key, 4),
+                     'values': [{'cpu': 0, 'value': _hexle(p0, 8) + _hexle(p0 * 64, 8)},
+                                {'cpu': 1, 'value': _hexle(p1, 8) + _hexle(p1 * 64, 8)}]})
+    out = tp.parse_percpu_dump(dump)
+    assert out['seen'] == {'packets': 11, 'bytes': 704}
+    assert out['matched']['packets'] == 3
+    assert out['redirect_missed']['packets'] == 4
+    assert out['passed']['packets'] == 14
+    # BTF-formatted values work as well
+    formatted = [{'key': 2, 'values': [{'cpu': 0, 'value': {'packets': 9, 'bytes': 90}}]}]
+    assert tp.parse_percpu_dump(formatted)['redirected'] == {'packets': 9, 'bytes': 90}
+
+
+def test_read_forwarder_missing_and_dead(tmp_path):
+    assert tp.read_forwarder(str(tmp_path / 'none.json')) is None
+    path = tmp_path / 'x.stats.json'
+    path.write_text(json.dumps({'pid': 999999999, 'running': True, 'rx_packets': 3}))
+    # a dead pid does not make us wait for a rewrite that will never come
+    data = tp.read_forwarder(str(path), since=path.stat().st_mtime + 100, wait=30)
+    assert data['rx_packets'] == 3 and data['_alive'] is False and data['_fresh'] is False
+
+
+def test_module_rejects_bad_input_before_touching_anything(capsys):
+    args = params(dut_addresses=['not-an-ip'], dut_netns='kbmol-does-not-exist')
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            tp.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out['failed'] is True
+    assert "'not-an-ip' is not an IP address" in out['msg']
+
+
+def test_module_missing_namespace_is_actionable(capsys):
+    with patch_module_args(params(dut_netns='kbmolnone1', peer_netns='kbmolnone2')):
+        with pytest.raises(SystemExit):
+            tp.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out['failed'] is True
+    assert "network namespace 'kbmolnone1' does not exist: run the testbed role first" in out['msg']
