@@ -1,0 +1,95 @@
+"""Integration tests for kbypass.xdp.traffic_probe / verify_report on real namespaces.
+
+A plain veth pair (no XDP program, no forwarder): the non-matching probes must see the
+kernel answer (ICMP, ARP/ND after a flush, UDP to a listening socket, TCP RST), and the
+verdict must name the missing steering counters rather than pass.
+Prefix ``kbmolt`` (namespaces kbmolt1/kbmolt2, links kbmoltv0/kbmoltv1).
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import run_module, sh, netns_list  # pylint: disable=import-error
+
+NS_DUT, NS_PEER = 'kbmolt1', 'kbmolt2'
+IF_DUT, IF_PEER = 'kbmoltv0', 'kbmoltv1'
+V4_DUT, V4_PEER = '198.19.1.10', '198.19.1.20'
+V6_DUT, V6_PEER = '2001:2:0:2::10', '2001:2:0:2::20'
+
+
+def _cleanup():
+    for ns in (NS_DUT, NS_PEER):
+        subprocess.run(['ip', 'netns', 'del', ns], capture_output=True, check=False)
+
+
+@pytest.fixture
+def plain_pair():
+    _cleanup()
+    try:
+        sh(['ip', 'netns', 'add', NS_DUT])
+        sh(['ip', 'netns', 'add', NS_PEER])
+        sh(['ip', 'link', 'add', IF_DUT, 'netns', NS_DUT, 'type', 'veth', 'peer', 'name',
+            IF_PEER, 'netns', NS_PEER])
+        for ns, ifname, v4, v6 in ((NS_DUT, IF_DUT, V4_DUT, V6_DUT),
+                                   (NS_PEER, IF_PEER, V4_PEER, V6_PEER)):
+            sh(['ip', '-n', ns, 'addr', 'add', v4 + '/24', 'dev', ifname])
+            sh(['ip', '-n', ns, 'addr', 'add', v6 + '/64', 'dev', ifname, 'nodad'])
+            sh(['ip', '-n', ns, 'link', 'set', ifname, 'up'])
+            sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
+        yield
+    finally:
+        _cleanup()
+    assert NS_DUT not in netns_list() and NS_PEER not in netns_list()
+
+
+def _args(**kw):
+    args = {'dut_netns': NS_DUT, 'dut_ifname': IF_DUT, 'dut_addresses': [V4_DUT, V6_DUT],
+            'peer_netns': NS_PEER, 'peer_ifname': IF_PEER, 'nonmatching_count': 10,
+            'ping_count': 2, 'stats_wait': 0.5,
+            'probes': ['nonmatching', 'observation']}
+    args.update(kw)
+    return args
+
+
+def test_nonmatching_probes_see_the_kernel_answer(plain_pair, tmp_path):
+    res = run_module('traffic_probe', _args())
+    assert not res.get('failed'), res
+    assert res['changed'] is False
+    nm = res['nonmatching']
+    assert [i['received'] for i in nm['icmp']] == [2, 2]
+    assert all(n['resolved'] for n in nm['neighbour']), nm['neighbour']
+    assert [u['received'] for u in nm['udp']] == [10, 10]
+    assert [t['outcome'] for t in nm['tcp']] == ['refused', 'refused']
+    # nothing is attached: no program, no pins, the report says so instead of passing
+    assert res['observation']['program'] is None
+    assert nm['steer_before'] is None
+    assert res['topology']['dut_link']['addresses'] == [V4_DUT + '/24', V6_DUT + '/64']
+
+    rep = run_module('verify_report', {'host': 'kbmolt', 'data': res,
+                                       'report_dir': str(tmp_path), 'plot': False})
+    assert rep['ok'] is False
+    assert rep['msg'] == 'bpftool net shows no XDP program on %s' % IF_DUT
+    doc = json.loads((tmp_path / 'verify-kbmolt.json').read_text())
+    assert doc['ok'] is False
+
+
+def test_probe_detects_a_dead_kernel_path(plain_pair):
+    """Drop everything to the DUT: every non-matching probe must report the silence."""
+    sh(['ip', '-n', NS_DUT, 'link', 'set', IF_DUT, 'down'])
+    res = run_module('traffic_probe', _args(dut_addresses=[V4_DUT]))
+    assert not res.get('failed'), res
+    nm = res['nonmatching']
+    assert nm['icmp'][0]['received'] == 0
+    assert nm['neighbour'][0]['resolved'] is False
+    assert nm['udp'][0]['received'] == 0
+    assert nm['tcp'][0]['outcome'] != 'refused'
+
+
+def test_matching_without_generator_is_actionable(plain_pair):
+    res = run_module('traffic_probe', _args(probes=['matching'],
+                                            generator='/nonexistent/kbypass-gen'))
+    assert res['failed'] is True
+    assert 'kbypass-gen is missing' in res['msg'] or 'missing or not executable' in res['msg']
+    assert not os.path.exists('/sys/fs/bpf/kbypass/%s' % NS_DUT)
