@@ -22,7 +22,7 @@ description:
     creating and closing an AF_XDP socket, the BTF file).
   - Read-only; never changes anything. A RLIMIT_MEMLOCK that cannot be raised is a warning.
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 options:
   config_path:
     description:
