@@ -1,0 +1,301 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kbypass.xdp developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for kbypass.xdp.netns_veth: validation, the pure plan, prediction, rendering.
+
+No kernel state is read or written here: ``plan()`` takes a snapshot dict, and the
+argument tests replace ``read_state``/``apply`` with functions that fail the test if called.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kbypass.xdp.plugins.modules import netns_veth as m
+
+SEED = {
+    'namespaces': ['ns1', 'ns2'],
+    'links': [{
+        'name': 'veth0', 'netns': 'ns1', 'addresses': ['198.18.0.10/24', '2001:2::10/64'],
+        'peer': {'name': 'veth1', 'netns': 'ns2', 'addresses': ['198.18.0.20/24', '2001:2::20/64']},
+    }],
+}
+
+
+def desired(args=None, **kw):
+    a = copy.deepcopy(args or SEED)
+    a.update(kw)
+    d, errors = m.normalise(a)
+    assert errors == [], errors
+    return d
+
+
+def veth(peer, addresses=(), up=True, mtu=1500, mac='02:00:00:00:00:01', rxq=1, txq=1, kind='veth'):
+    return {'ifname': None, 'ifindex': 2, 'kind': kind, 'mtu': mtu, 'mac': mac, 'up': up,
+            'rx_queues': rxq, 'tx_queues': txq, 'addresses': list(addresses),
+            'peer': peer}
+
+
+def seed_current():
+    return {
+        'namespaces': ['ns1', 'ns2'], 'lo_up': {'ns1': True, 'ns2': True},
+        'links': {
+            ('ns1', 'veth0'): veth(('ns2', 'veth1'), ['198.18.0.10/24', '2001:2::10/64']),
+            ('ns2', 'veth1'): veth(('ns1', 'veth0'), ['198.18.0.20/24', '2001:2::20/64'],
+                                   mac='02:00:00:00:00:02'),
+        },
+    }
+
+
+EMPTY = {'namespaces': [], 'lo_up': {}, 'links': {}}
+
+
+# ------------------------------------------------------------------ normalise
+def test_normalise_seed():
+    d = desired()
+    assert d['namespaces'] == {'ns1': 'present', 'ns2': 'present'}
+    assert d['links'][0]['end']['addresses'] == ['198.18.0.10/24', '2001:2::10/64']
+    assert d['links'][0]['peer']['state'] == 'up'
+
+
+def test_normalise_canonicalises_addresses_and_mac():
+    a = copy.deepcopy(SEED)
+    a['links'][0]['addresses'] = ['2001:0002:0::0010/64']
+    a['links'][0]['mac'] = '02-AB-00-00-00-01'
+    d = desired(a)
+    assert d['links'][0]['end']['addresses'] == ['2001:2::10/64']
+    assert d['links'][0]['end']['mac'] == '02:ab:00:00:00:01'
+
+
+def test_link_namespaces_are_implied():
+    d = desired({'links': [{'name': 'a0', 'netns': 'x', 'peer': {'name': 'b0'}}]})
+    assert d['namespaces'] == {'x': 'present'}
+
+
+@pytest.mark.parametrize('path, value, expect', [
+    (('name',), 'sixteen_chars_xx', 'at most 15'),
+    (('peer', 'name'), 'a/b', '"/"'),
+    (('netns',), 'bad ns', 'network namespace name'),
+    (('addresses',), ['10.0.0.1/33'], 'not a valid CIDR'),
+    (('addresses',), ['198.18.0.1'], 'no prefix length'),
+    (('addresses',), ['198.18.0.1/24', '198.18.0.1/24'], 'listed twice'),
+    (('mac',), 'zz:00:00:00:00:00', 'not a MAC address'),
+    (('mac',), '03:00:00:00:00:01', 'unicast'),
+    (('mtu',), 20, 'outside'),
+    (('rx_queues',), 0, 'outside'),
+    (('peer', 'name'), 'veth0', None),  # same name, other namespace: allowed
+])
+def test_normalise_errors(path, value, expect):
+    a = copy.deepcopy(SEED)
+    target = a['links'][0]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    _, errors = m.normalise(a)
+    if expect is None:
+        assert errors == []
+    else:
+        assert len(errors) == 1 and expect in errors[0], errors
+
+
+def test_same_name_same_namespace_rejected():
+    a = copy.deepcopy(SEED)
+    a['links'][0]['peer'].update(name='veth0', netns='ns1')
+    _, errors = m.normalise(a)
+    assert any('both ends are called' in e for e in errors)
+
+
+def test_duplicate_end_across_links_rejected():
+    a = copy.deepcopy(SEED)
+    a['links'].append({'name': 'veth0', 'netns': 'ns1', 'peer': {'name': 'x0'}})
+    _, errors = m.normalise(a)
+    assert any('declared by links[0] and links[1]' in e for e in errors)
+
+
+def test_namespace_absent_but_needed():
+    a = copy.deepcopy(SEED)
+    a['namespaces'] = ['ns1', {'name': 'ns2', 'state': 'absent'}]
+    _, errors = m.normalise(a)
+    assert errors == ["namespace 'ns2' is declared absent but veth1@ns2 still needs it; "
+                      "drop the link or keep the namespace"]
+    # the same in state=absent is fine: everything goes
+    _, errors = m.normalise(dict(a, state='absent'))
+    assert errors == []
+
+
+@pytest.mark.parametrize('entry', [42, {'nom': 'x'}, {'name': 'x', 'state': 'gone'}, '-x'])
+def test_bad_namespace_entries(entry):
+    _, errors = m.normalise({'namespaces': [entry]})
+    assert len(errors) == 1
+
+
+# ------------------------------------------------------------------ plan
+def ops(actions):
+    return [a['text'] for a in actions]
+
+
+def test_plan_from_scratch():
+    actions, errors = m.plan(desired(), EMPTY)
+    assert errors == []
+    assert ops(actions) == [
+        'create namespace ns1', 'create namespace ns2', 'bring lo up in ns1', 'bring lo up in ns2',
+        'create veth veth0@ns1 <-> veth1@ns2',
+        'add 198.18.0.10/24 to veth0@ns1', 'add 2001:2::10/64 to veth0@ns1', 'set veth0@ns1 up',
+        'add 198.18.0.20/24 to veth1@ns2', 'add 2001:2::20/64 to veth1@ns2', 'set veth1@ns2 up',
+    ]
+
+
+def test_plan_converged_is_empty():
+    assert m.plan(desired(), seed_current()) == ([], [])
+
+
+def test_plan_ignores_link_local_and_unmanaged_attrs():
+    cur = seed_current()
+    cur['links'][('ns1', 'veth0')]['mtu'] = 9000  # mtu not declared: left alone
+    assert m.plan(desired(), cur) == ([], [])
+
+
+def test_plan_one_address_change():
+    a = copy.deepcopy(SEED)
+    a['links'][0]['addresses'] = ['198.18.0.11/24', '2001:2::10/64']
+    actions, _ = m.plan(desired(a), seed_current())
+    assert ops(actions) == ['remove 198.18.0.10/24 from veth0@ns1', 'add 198.18.0.11/24 to veth0@ns1']
+
+
+def test_plan_omitted_addresses_left_alone_and_empty_list_clears():
+    a = copy.deepcopy(SEED)
+    del a['links'][0]['addresses']
+    assert m.plan(desired(a), seed_current()) == ([], [])
+    a['links'][0]['addresses'] = []
+    actions, _ = m.plan(desired(a), seed_current())
+    assert ops(actions) == ['remove 198.18.0.10/24 from veth0@ns1', 'remove 2001:2::10/64 from veth0@ns1']
+
+
+def test_plan_lo_down_and_state_down():
+    cur = seed_current()
+    cur['lo_up']['ns2'] = False
+    a = copy.deepcopy(SEED)
+    a['links'][0]['peer']['state'] = 'down'
+    actions, _ = m.plan(desired(a), cur)
+    assert ops(actions) == ['bring lo up in ns2', 'set veth1@ns2 down']
+
+
+def test_plan_non_veth_is_an_error():
+    cur = copy.deepcopy(EMPTY)
+    cur['namespaces'] = ['ns2']
+    cur['links'][('ns2', 'veth1')] = veth(None, kind='bridge')
+    actions, errors = m.plan(desired(), cur)
+    assert actions == [] and errors == [
+        'veth1@ns2 already exists as a bridge device, not a veth; choose another name or '
+        'remove that device first']
+    cur['links'][('ns2', 'veth1')] = veth(None, kind=None)
+    _, errors = m.plan(desired(), cur)
+    assert 'without a link kind' in errors[0]
+    # recreate never deletes a non-veth
+    _, errors = m.plan(desired(recreate=True), cur)
+    assert errors
+
+
+def test_plan_queue_mismatch_needs_recreate():
+    a = copy.deepcopy(SEED)
+    a['links'][0]['rx_queues'] = 4
+    actions, errors = m.plan(desired(a), seed_current())
+    assert actions == [] and 'rx_queues 1/1 but 4 was requested' in errors[0]
+    assert 'recreate: true' in errors[0]
+    actions, errors = m.plan(desired(a, recreate=True), seed_current())
+    assert errors == []
+    assert ops(actions)[:3] == ['delete veth veth0@ns1 (recreate)', 'delete veth veth1@ns2 (recreate)',
+                                'create veth veth0@ns1 <-> veth1@ns2']
+    assert actions[2]['rx_queues'] == 4
+
+
+def test_plan_paired_elsewhere():
+    cur = seed_current()
+    cur['links'][('ns1', 'veth0')]['peer'] = ('ns3', 'other')
+    actions, errors = m.plan(desired(), cur)
+    assert actions == [] and 'veth0@ns1 is a veth paired with other@ns3' in errors[0]
+
+
+def test_plan_absent_order_and_idempotence():
+    d = desired(state='absent')
+    actions, errors = m.plan(d, seed_current())
+    assert errors == []
+    assert ops(actions) == ['delete veth veth0@ns1', 'delete namespace ns1', 'delete namespace ns2']
+    assert m.plan(d, EMPTY) == ([], [])
+
+
+def test_plan_namespace_absent_in_present_state():
+    a = copy.deepcopy(SEED)
+    a['namespaces'] = ['ns1', 'ns2', {'name': 'ns9', 'state': 'absent'}]
+    cur = seed_current()
+    cur['namespaces'].append('ns9')
+    actions, _ = m.plan(desired(a), cur)
+    assert ops(actions) == ['delete namespace ns9']
+
+
+# ------------------------------------------------------------------ predict / render
+def test_predict_from_scratch_converges():
+    d = desired()
+    actions, _ = m.plan(d, EMPTY)
+    after = m.predict(EMPTY, actions)
+    assert m.plan(d, after) == ([], [])
+    out = m.render(d, after)
+    assert out['namespaces'] == ['ns1', 'ns2']
+    assert out['links'][0]['addresses'] == ['198.18.0.10/24', '2001:2::10/64']
+    assert out['links'][0]['peer']['state'] == 'up'
+
+
+def test_predict_absent():
+    d = desired(state='absent')
+    actions, _ = m.plan(d, seed_current())
+    after = m.predict(seed_current(), actions)
+    out = m.render(d, after)
+    assert out == {'namespaces': [], 'links': [{'present': False, 'netns': 'ns1', 'ifname': 'veth0',
+                                                'peer': {'present': False, 'netns': 'ns2',
+                                                         'ifname': 'veth1'}}]}
+
+
+def test_diff_view_keys():
+    view = m._diff_view(m.render(desired(), seed_current()))
+    assert set(view['links']) == {'veth0@ns1', 'veth1@ns2'}
+    assert 'ifindex' not in view['links']['veth0@ns1']
+
+
+# ------------------------------------------------------------------ the module entry point
+def _run_main(args, monkeypatch, capsys):
+    def boom(*_a, **_k):
+        raise AssertionError('the kernel was touched')
+    monkeypatch.setattr(m, 'read_state', boom)
+    monkeypatch.setattr(m, 'apply', boom)
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            m.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_main_rejects_bad_input_before_reading(monkeypatch, capsys):
+    a = copy.deepcopy(SEED)
+    a['links'][0]['name'] = 'x' * 16
+    res = _run_main(a, monkeypatch, capsys)
+    assert res['failed'] and 'nothing was changed' in res['msg'] and 'at most 15' in res['msg']
+
+
+def test_main_argument_spec(monkeypatch, capsys):
+    res = _run_main({'links': [{'name': 'a0'}]}, monkeypatch, capsys)
+    assert res['failed'] and 'peer' in res['msg']
+    res = _run_main({'state': 'gone'}, monkeypatch, capsys)
+    assert res['failed'] and 'state' in res['msg']
+
+
+def test_main_converged_unchanged(monkeypatch, capsys):
+    monkeypatch.setattr(m, 'read_state', lambda d: seed_current())
+    monkeypatch.setattr(m, 'apply', lambda *a, **k: pytest.fail('applied with nothing to do'))
+    with patch_module_args(dict(SEED, _ansible_diff=True)):
+        with pytest.raises(SystemExit):
+            m.main()
+    res = json.loads(capsys.readouterr().out)
+    assert res['changed'] is False and res['actions'] == []
+    assert res['diff']['before'] == res['diff']['after']
