@@ -1,0 +1,321 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kbypass.xdp developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for kbypass.xdp.afxdp_forwarder.
+
+The pure functions (validation, argv, plan) are tested directly. main() is run in-process
+with patch_module_args against a stand-in ``kbypass-fwd`` (a small Python script that
+honours --stats-file and SIGTERM like the real one), on interface ``lo`` in the root
+namespace with a fake pin directory: this exercises the supervision logic without root
+networking. The real forwarder with real AF_XDP sockets is covered by
+tests/integration/test_afxdp_forwarder.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
+from ansible_collections.kbypass.xdp.plugins.modules import afxdp_forwarder as mod
+
+
+def params(**kw):
+    p = {k: v.get('default') for k, v in mod.ARGUMENT_SPEC.items()}
+    p.update(name='fwd1', interface='veth0')
+    p.update(kw)
+    return p
+
+
+# ------------------------------------------------------------------ validation
+def test_validate_defaults_ok():
+    assert mod.validate_params(params(), online_cpus=[0, 1]) == []
+
+
+@pytest.mark.parametrize('kw,needle', [
+    (dict(name='bad/name'), 'instance name'),
+    (dict(interface='x' * 16), 'at most 15'),
+    (dict(netns='bad ns'), 'network namespace name'),
+    (dict(mode='l2fwd'), 'needs interface2'),
+    (dict(interface2='veth9'), 'only used by mode l2fwd'),
+    (dict(tap='tap0'), 'only used by mode kernel'),
+    (dict(pin_dir2='/x'), 'pin_dir2 is only used'),
+    (dict(queues=[]), 'queues is empty'),
+    (dict(queues=[0, 0]), 'duplicates'),
+    (dict(queues=[64]), 'out of range'),
+    (dict(cpus=[1, 1]), 'duplicates'),
+    (dict(cpus=[7]), 'not online'),
+    (dict(batch_size=0), 'batch_size'),
+    (dict(frame_size=3000), 'frame_size'),
+    (dict(rx_ring_size=1000), 'power of two'),
+    (dict(num_frames=0), 'power of two'),
+    (dict(busy_poll_usec=20), 'needs busy_poll'),
+    (dict(stats_interval=0.0), 'stats_interval'),
+    (dict(start_timeout=0.0), 'start_timeout'),
+])
+def test_validate_rejects(kw, needle):
+    errors = mod.validate_params(params(**kw), online_cpus=[0, 1])
+    assert errors and any(needle in e for e in errors), errors
+
+
+def test_validate_stopped_needs_only_a_good_name():
+    assert mod.validate_params(params(state='stopped', interface=None, queues=[])) == []
+    assert mod.validate_params(params(state='stopped', name='..'))
+
+
+# ------------------------------------------------------------------ argv
+def test_build_argv_defaults():
+    argv = mod.build_argv(params(netns='ns1', cpus=[1]), '/run/x.stats.json')
+    assert argv == ['/usr/local/bin/kbypass-fwd', '--iface', 'veth0', '--mode', 'echo',
+                    '--netns', 'ns1', '--pin-dir', '/sys/fs/bpf/kbypass/ns1/veth0',
+                    '--queues', '0', '--cpus', '1', '--bind', 'auto',
+                    '--interval', '1', '--stats-file', '/run/x.stats.json', '--quiet']
+
+
+def test_build_argv_every_option():
+    argv = mod.build_argv(params(
+        mode='l2fwd', interface2='veth2', pin_dir='/p1', pin_dir2='/p2', queues=[0, 1],
+        cpus=[0, 1], bind_mode='copy', batch_size=128, frame_size=2048, num_frames=8192,
+        rx_ring_size=1024, tx_ring_size=512, fill_ring_size=2048, comp_ring_size=256,
+        need_wakeup=False, busy_poll=True, busy_poll_usec=20, busy_poll_budget=64,
+        stats_interval=0.5), '/s')
+    joined = ' '.join(argv)
+    for frag in ('--iface veth0 --iface2 veth2 --mode l2fwd', '--pin-dir /p1 --pin-dir2 /p2',
+                 '--queues 0,1 --cpus 0,1 --bind copy', '--batch 128', '--frame-size 2048',
+                 '--frames 8192', '--rx-ring 1024', '--tx-ring 512', '--fill-ring 2048',
+                 '--comp-ring 256', '--no-need-wakeup', '--busy-poll --busy-poll-usec 20 '
+                 '--busy-poll-budget 64', '--interval 0.5 --stats-file /s'):
+        assert frag in joined
+    assert '--netns' not in argv
+    root = mod.build_argv(params(), '/s')
+    assert root[root.index('--pin-dir') + 1] == '/sys/fs/bpf/kbypass/init_net/veth0'
+
+
+def test_build_argv_kernel_mode_tap():
+    argv = mod.build_argv(params(mode='kernel', tap='kbtap0'), '/s')
+    assert argv[argv.index('--tap') + 1] == 'kbtap0'
+
+
+# ------------------------------------------------------------------ plan
+A = {'argv': ['x', '--batch', '64'], 'supervisor': 'process', 'cpus': [1]}
+B = {'argv': ['x', '--batch', '128'], 'supervisor': 'process', 'cpus': [1]}
+
+
+@pytest.mark.parametrize('state,status,current,desired,action', [
+    ('started', 'absent', None, A, 'start'),
+    ('started', 'dead', A, A, 'start'),
+    ('started', 'running', A, A, 'none'),
+    ('started', 'running', A, B, 'restart'),
+    ('started', 'running', None, A, 'restart'),  # running but args file lost
+    ('started', 'running', A, dict(A, supervisor='systemd'), 'restart'),
+    ('started', 'running', A, dict(A, cpus=[0]), 'restart'),
+    ('restarted', 'running', A, A, 'restart'),
+    ('restarted', 'absent', None, A, 'start'),
+    ('restarted', 'dead', A, A, 'start'),
+    ('stopped', 'running', A, None, 'stop'),
+    ('stopped', 'dead', A, None, 'cleanup'),
+    ('stopped', 'absent', None, None, 'none'),
+])
+def test_compute_plan(state, status, current, desired, action):
+    assert mod.compute_plan(state, status, current, desired) == action
+
+
+def test_parse_rx_queues():
+    assert mod.parse_rx_queues(['tx-0', 'rx-1', 'rx-0', 'rx-10', 'foo', 'rx-']) == [0, 1, 10]
+    assert mod.parse_rx_queues([]) == []
+
+
+def test_is_instance_argv():
+    match = mod.is_instance_argv('/run/kbypass/forwarder/a.stats.json')
+    assert match(['/usr/local/bin/kbypass-fwd', '--stats-file', '/run/kbypass/forwarder/a.stats.json'])
+    assert match(['/usr/bin/python3', '/tmp/kbypass-fwd', '--stats-file', '/run/kbypass/forwarder/a.stats.json'])
+    assert not match(['/usr/local/bin/kbypass-fwd', '--stats-file', '/run/kbypass/forwarder/ab.stats.json'])
+    assert not match(['/usr/bin/other', '--stats-file', '/run/kbypass/forwarder/a.stats.json'])
+    assert not match([])
+
+
+# ------------------------------------------------------------------ main() with a stand-in binary
+FAKE_FWD = r'''#!{python}
+# Stand-in for kbypass-fwd: writes the stats file like the real one, obeys SIGTERM.
+import json, os, signal, sys, time
+a = sys.argv[1:]
+sf = a[a.index('--stats-file') + 1]
+if '--batch' in a and a[a.index('--batch') + 1] == '13':
+    sys.stderr.write('kbypass-fwd: no xsks_map pinned at /nowhere\n')
+    sys.exit(1)
+def write(running):
+    tmp = sf + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(dict(pid=os.getpid(), running=running, bind_mode='copy', rx_packets=0,
+                       tx_packets=0), f)
+    os.rename(tmp, sf)
+def stop(*_):
+    write(False)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+write(True)
+sys.stderr.write('kbypass-fwd: fake up\n')
+while True:
+    time.sleep(0.1)
+'''
+
+
+@pytest.fixture
+def bench(tmp_path):
+    """A stand-in binary, a fake pin dir and a state dir; kills whatever was started."""
+    binary = tmp_path / 'bin' / 'kbypass-fwd'
+    binary.parent.mkdir()
+    binary.write_text(FAKE_FWD.replace('{python}', sys.executable))
+    binary.chmod(0o755)
+    pins = tmp_path / 'pins'
+    pins.mkdir()
+    (pins / 'xsks_map').write_text('')
+    state = tmp_path / 'state'
+    b = {'binary': str(binary), 'pin_dir': str(pins), 'state_dir': str(state),
+         'interface': 'lo', 'supervisor': 'process', 'cpus': [], 'start_timeout': 5.0,
+         'stop_timeout': 2.0}
+    yield b
+    for pidfile in state.glob('*.pid') if state.exists() else []:
+        pid, _start = sv.read_pidfile(str(pidfile))
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    for pid in sv.find_processes(lambda argv: str(binary) in argv):
+        os.kill(pid, signal.SIGKILL)
+
+
+def run_main(args, capsys):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            mod.main()
+    out = capsys.readouterr().out
+    return json.loads(out)
+
+
+def test_main_lifecycle_with_stand_in(bench, capsys):
+    args = dict(bench, name='u1')
+    r = run_main(args, capsys)
+    assert r['changed'] is True and r['action'] == 'start' and r['running'] is True, r
+    pid = r['pid']
+    assert sv.read_pidfile(r['paths']['pid'])[0] == pid
+    assert r['stats']['running'] is True and r['bind_mode'] == 'copy'
+    assert r['threads'][0]['tid'] == pid and r['cpus_in_effect']
+    assert sv.read_json(r['paths']['args'])['argv'] == r['argv']
+
+    # same arguments: no change, same process
+    r2 = run_main(args, capsys)
+    assert r2['changed'] is False and r2['action'] == 'none' and r2['pid'] == pid
+
+    # check mode with another batch size: predicts a restart, touches nothing
+    r3 = run_main(dict(args, batch_size=128, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert r3['changed'] is True and r3['action'] == 'restart' and r3['pid'] == pid
+    assert '--batch' in r3['diff']['after']['argv'] and '--batch' not in r3['diff']['before']['argv']
+    assert sv.is_alive(pid)
+
+    # the change for real: restarted with a new pid
+    r4 = run_main(dict(args, batch_size=128), capsys)
+    assert r4['changed'] is True and r4['action'] == 'restart' and r4['pid'] != pid
+    assert not sv.is_alive(pid)
+
+    # kill -9: pidfile is stale, the next run starts it again
+    os.kill(r4['pid'], signal.SIGKILL)
+    deadline = time.time() + 5
+    while sv.is_alive(r4['pid']) and time.time() < deadline:
+        time.sleep(0.05)
+    r5 = run_main(dict(args, batch_size=128), capsys)
+    assert r5['changed'] is True and r5['action'] == 'start' and r5['pid'] != r4['pid']
+
+    # stopped: gone, files removed; again: unchanged
+    r6 = run_main(dict(name='u1', state='stopped', state_dir=bench['state_dir']), capsys)
+    assert r6['changed'] is True and r6['action'] == 'stop' and r6['running'] is False
+    assert not sv.is_alive(r5['pid'])
+    assert os.listdir(bench['state_dir']) == []
+    r7 = run_main(dict(name='u1', state='stopped', state_dir=bench['state_dir']), capsys)
+    assert r7['changed'] is False and r7['action'] == 'none'
+
+
+def test_main_restarted_always_restarts(bench, capsys):
+    args = dict(bench, name='u2')
+    r = run_main(args, capsys)
+    r2 = run_main(dict(args, state='restarted'), capsys)
+    assert r2['changed'] is True and r2['action'] == 'restart' and r2['pid'] != r['pid']
+    run_main(dict(name='u2', state='stopped', state_dir=bench['state_dir']), capsys)
+
+
+def test_main_check_mode_starts_nothing(bench, capsys):
+    r = run_main(dict(bench, name='u3', _ansible_check_mode=True), capsys)
+    assert r['changed'] is True and r['action'] == 'start' and r['running'] is False
+    assert not os.path.exists(bench['state_dir'])
+    assert sv.find_processes(lambda argv: bench['binary'] in argv) == []
+
+
+def test_main_process_dies_at_start_reports_log_and_cleans_up(bench, capsys):
+    r = run_main(dict(bench, name='u4', batch_size=13), capsys)
+    assert r['failed'] is True
+    assert 'exited with status 1' in r['msg'] and 'no xsks_map pinned at /nowhere' in r['msg']
+    assert sorted(os.listdir(bench['state_dir'])) == ['u4.log']  # log kept for the user
+    assert sv.find_processes(lambda argv: bench['binary'] in argv) == []
+
+
+@pytest.mark.parametrize('kw,needle', [
+    (dict(queues=[3]), 'queue 3 does not exist on lo in the root namespace (1 RX queue: 0)'),
+    (dict(interface='kbtmnope0'), 'interface kbtmnope0 does not exist in the root namespace'),
+    (dict(netns='kbtm-no-such-ns'), 'network namespace kbtm-no-such-ns does not exist'),
+    (dict(pin_dir='/nonexistent/pins'), 'no xsks_map pinned at /nonexistent/pins: attach the '
+                                        'steering program first (kbypass.xdp.xdp_attach)'),
+    (dict(binary='/nonexistent/kbypass-fwd'), 'forwarder binary /nonexistent/kbypass-fwd is missing'),
+])
+def test_main_missing_prerequisites_fail_and_change_nothing(bench, capsys, kw, needle):
+    r = run_main(dict(bench, name='u5', **kw), capsys)
+    assert r['failed'] is True and needle in r['msg'], r['msg']
+    assert not os.path.exists(bench['state_dir'])
+    # in check mode the same problems are warnings (earlier tasks did not run for real)
+    r = run_main(dict(bench, name='u5', _ansible_check_mode=True, **kw), capsys)
+    assert not r.get('failed') and any(needle in w for w in r['problems'])
+    assert needle in json.dumps(r.get('warnings'))
+    assert not os.path.exists(bench['state_dir'])
+
+
+def test_main_bad_arguments_fail_and_change_nothing(bench, capsys):
+    r = run_main(dict(bench, name='u6', mode='l2fwd', queues=[0, 0]), capsys)
+    assert r['failed'] is True
+    assert 'needs interface2' in r['msg'] and 'duplicates' in r['msg']
+    assert not os.path.exists(bench['state_dir'])
+    r = run_main(dict(bench, name='u6', bind_mode='fast'), capsys)
+    assert r['failed'] is True and 'bind_mode' in r['msg']
+
+
+def test_main_stopped_cleans_stale_files(bench, capsys, tmp_path):
+    state = bench['state_dir']
+    os.makedirs(state)
+    paths = sv.InstancePaths('u7', state)
+    sv.write_pidfile(paths.pid, 999999, 1)  # no such process
+    sv.write_json_atomic(paths.args, {'argv': [bench['binary']], 'supervisor': 'process'})
+    r = run_main(dict(name='u7', state='stopped', state_dir=state, _ansible_check_mode=True), capsys)
+    assert r['changed'] is True and r['action'] == 'cleanup'
+    assert os.path.exists(paths.pid)
+    r = run_main(dict(name='u7', state='stopped', state_dir=state), capsys)
+    assert r['changed'] is True and r['action'] == 'cleanup'
+    assert sorted(r['removed']) == sorted([paths.pid, paths.args])
+    assert os.listdir(state) == []
+
+
+def test_main_stale_pidfile_of_reused_pid_is_not_ours(bench, capsys):
+    """A pidfile naming a live process that is not our forwarder (pid reused) -> start."""
+    state = bench['state_dir']
+    os.makedirs(state)
+    paths = sv.InstancePaths('u8', state)
+    sv.write_pidfile(paths.pid, os.getpid(), sv.proc_stat(os.getpid())['start_time'] + 7)
+    sv.write_json_atomic(paths.args, {'argv': [bench['binary']], 'supervisor': 'process'})
+    r = run_main(dict(bench, name='u8'), capsys)
+    assert r['action'] == 'start' and r['pid'] != os.getpid()
+    run_main(dict(name='u8', state='stopped', state_dir=state), capsys)
+    assert os.listdir(state) == []
