@@ -652,16 +652,28 @@ static void complete_tx(struct worker *w, struct port *p)
 	}
 }
 
+static unsigned int tx_pending(struct port *p)
+{
+	return p->tx.size - xsk_prod_nb_free(&p->tx, p->tx.size);
+}
+
 static void kick_tx(struct worker *w, struct port *p)
 {
 	if (!p->tx_outstanding)
 		return;
-	/* copy mode transmits only from sendto(); zero-copy needs it when flagged */
-	if (!w->zerocopy || !cfg.need_wakeup || xsk_ring_prod__needs_wakeup(&p->tx)) {
+	if (w->zerocopy && cfg.need_wakeup && !xsk_ring_prod__needs_wakeup(&p->tx))
+		return;
+	/* Copy mode transmits only from sendto(), and at most 32 frames per call
+	 * (the kernel's generic xmit budget): repeat until the ring is drained. */
+	for (int i = 0; i < 64; i++) {
 		w->c.wakeups++;
-		if (sendto(p->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 &&
-		    errno != EAGAIN && errno != EBUSY && errno != ENOBUFS && errno != ENETDOWN)
-			kb_warn("sendto on %s: %s", p->ifname, strerror(errno));
+		if (sendto(p->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
+			if (errno != EAGAIN && errno != EBUSY && errno != ENOBUFS && errno != ENETDOWN)
+				kb_warn("sendto on %s: %s", p->ifname, strerror(errno));
+			break;
+		}
+		if (w->zerocopy || !tx_pending(p))
+			break;
 	}
 }
 
@@ -913,7 +925,7 @@ static void report(const struct totals *t, const struct totals *prev, double dt,
 	render_json(&b, t, rx_pps, tx_pps, running, elapsed);
 	if (cfg.json) {
 		fprintf(stdout, "%s\n", b.s);
-	} else if (!cfg.quiet) {
+	} else if (!cfg.quiet || !running) {
 		fprintf(stdout, "AF_XDP RX: %llu pkts (%.0f pps) TX: %llu pkts (%.0f pps) "
 			"dropped: %llu wakeups: %llu%s\n",
 			(unsigned long long)t->c.rx_packets, rx_pps,

@@ -1,0 +1,884 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+/* Copyright: (c) 2026, kbypass.xdp developers
+ *
+ * kbypass-gen: bounded UDP traffic generator with reply counting and RTT percentiles.
+ *
+ * Engines:
+ *   socket  sendmmsg/recvmmsg on a connected UDP socket (default; what verify uses).
+ *   afxdp   frames built here and sent from an AF_XDP socket on --iface (copy mode on
+ *           veth reaches about twice the kernel sender's rate).  Replies are received
+ *           through AF_XDP when --pin-dir names a steering program attachment on
+ *           --iface whose steer_ports contains --sport; otherwise through a UDP socket
+ *           bound to --sport (the kernel path then limits the reply rate it can see).
+ *
+ * Every datagram carries a 16-byte payload header: magic "KBG1", sequence number and
+ * send timestamp (CLOCK_MONOTONIC ns), so echoed replies give an RTT and duplicates or
+ * strangers are ignored.  Hard caps: 50 M packets and 300 s whatever is asked.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/udp.h>
+#include <netinet/in.h>
+
+#include <bpf/bpf.h>
+#include <xdp/xsk.h>
+
+#include "common.h"
+
+#define MAX_COUNT 50000000ull
+#define MAX_DURATION 300.0
+#define MAX_SAMPLES (1u << 21)
+#define MAGIC 0x4b424731u /* "KBG1" */
+#define NFRAMES 4096u
+#define FRAME_SIZE 2048u
+#define MAX_SERIES 4096
+
+struct payload {
+	uint32_t magic;
+	uint32_t seq;
+	uint64_t ts_ns;
+} __attribute__((packed));
+
+static struct {
+	const char *dst, *netns, *iface, *pin_dir, *dst_mac;
+	unsigned int dport, sport, size, batch;
+	unsigned long long count;
+	double duration, rate;
+	bool afxdp, replies, json;
+	unsigned int reply_timeout_ms, series_ms;
+	int cpu;
+} cfg = {
+	.dport = 4242, .sport = 40000, .size = 64, .batch = 32, .count = 1000,
+	.duration = 10, .reply_timeout_ms = 1000, .cpu = -1,
+};
+
+static volatile sig_atomic_t stop_flag;
+
+/* ------------------------------------------------------------------ results */
+static struct {
+	uint64_t sent, received, dup, stray;
+	uint8_t *seen; /* bitmap of sequence numbers already answered */
+	uint32_t *rtt_ns;
+	uint64_t nsamples;
+	uint64_t t0;
+	struct { double t; uint64_t tx, rx; } series[MAX_SERIES];
+	unsigned int nseries;
+	uint64_t next_series_ns;
+} R;
+
+static void note_reply(const unsigned char *pl, size_t len, uint64_t now)
+{
+	struct payload p;
+
+	if (len < sizeof(p)) {
+		R.stray++;
+		return;
+	}
+	memcpy(&p, pl, sizeof(p));
+	if (ntohl(p.magic) != MAGIC || p.seq >= R.sent) {
+		R.stray++;
+		return;
+	}
+	if (R.seen[p.seq >> 3] & (1u << (p.seq & 7))) {
+		R.dup++;
+		return;
+	}
+	R.seen[p.seq >> 3] |= (uint8_t)(1u << (p.seq & 7));
+	R.received++;
+	if (now >= p.ts_ns) {
+		uint64_t d = now - p.ts_ns;
+
+		if (d > UINT32_MAX)
+			d = UINT32_MAX;
+		/* keep the first MAX_SAMPLES, then every other one is enough for percentiles */
+		if (R.nsamples < MAX_SAMPLES)
+			R.rtt_ns[R.nsamples++] = (uint32_t)d;
+		else
+			R.rtt_ns[R.received % MAX_SAMPLES] = (uint32_t)d;
+	}
+}
+
+static void series_tick(uint64_t now)
+{
+	if (!cfg.series_ms || now < R.next_series_ns || R.nseries >= MAX_SERIES)
+		return;
+	R.series[R.nseries].t = (double)(now - R.t0) / 1e9;
+	R.series[R.nseries].tx = R.sent;
+	R.series[R.nseries].rx = R.received;
+	R.nseries++;
+	R.next_series_ns += (uint64_t)cfg.series_ms * 1000000ull;
+}
+
+/* ------------------------------------------------------------------ rate */
+static uint64_t allowed(uint64_t now)
+{
+	double el;
+	uint64_t a;
+
+	if (cfg.rate <= 0)
+		return cfg.batch;
+	el = (double)(now - R.t0) / 1e9;
+	a = (uint64_t)(el * cfg.rate) + 1;
+	return a > R.sent ? a - R.sent : 0;
+}
+
+static void pace_wait(uint64_t now)
+{
+	/* ahead of schedule: sleep until the next packet is due (at most 1 ms) */
+	double due = (double)(R.sent) / cfg.rate;
+	double el = (double)(now - R.t0) / 1e9;
+	double s = due - el;
+	struct timespec ts;
+
+	if (s <= 0)
+		return;
+	if (s > 0.001)
+		s = 0.001;
+	if (s < 20e-6)
+		return; /* spin */
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)(s * 1e9);
+	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------------ addresses */
+static int family;
+static struct sockaddr_storage dst_sa, src_sa;
+static socklen_t sa_len;
+
+static void resolve(void)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&dst_sa;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&dst_sa;
+
+	memset(&dst_sa, 0, sizeof(dst_sa));
+	if (inet_pton(AF_INET, cfg.dst, &a4->sin_addr) == 1) {
+		family = AF_INET;
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)cfg.dport);
+		sa_len = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, cfg.dst, &a6->sin6_addr) == 1) {
+		family = AF_INET6;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)cfg.dport);
+		sa_len = sizeof(*a6);
+	} else {
+		kb_die("--dst: '%s' is not an IPv4 or IPv6 address", cfg.dst);
+	}
+}
+
+static unsigned int hdr_len(void)
+{
+	return ETH_HLEN + (family == AF_INET ? 20u : 40u) + 8u;
+}
+
+static unsigned int payload_len(void)
+{
+	unsigned int h = hdr_len();
+
+	return cfg.size > h + sizeof(struct payload) ? cfg.size - h : (unsigned int)sizeof(struct payload);
+}
+
+static int udp_socket(bool connect_it)
+{
+	int s = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0), one = 1, buf = 4 << 20;
+	struct sockaddr_storage b;
+	socklen_t bl = sa_len;
+
+	if (s < 0)
+		kb_die("socket: %s", strerror(errno));
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(s, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	setsockopt(s, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	memset(&b, 0, sizeof(b));
+	b.ss_family = (sa_family_t)family;
+	if (family == AF_INET)
+		((struct sockaddr_in *)&b)->sin_port = htons((uint16_t)cfg.sport);
+	else
+		((struct sockaddr_in6 *)&b)->sin6_port = htons((uint16_t)cfg.sport);
+	if (bind(s, (struct sockaddr *)&b, sa_len))
+		kb_die("cannot bind UDP port %u: %s", cfg.sport, strerror(errno));
+	if (connect_it && connect(s, (struct sockaddr *)&dst_sa, sa_len))
+		kb_die("cannot reach %s: %s (no route in this namespace?)", cfg.dst, strerror(errno));
+	if (connect_it && getsockname(s, (struct sockaddr *)&src_sa, &bl))
+		kb_die("getsockname: %s", strerror(errno));
+	return s;
+}
+
+static void fill_payload(unsigned char *p, uint32_t seq, uint64_t now)
+{
+	struct payload pl = { htonl(MAGIC), seq, now };
+
+	memcpy(p, &pl, sizeof(pl));
+}
+
+/* ------------------------------------------------------------------ socket engine */
+static void drain_socket(int s, uint64_t now)
+{
+	struct mmsghdr m[64];
+	struct iovec iov[64];
+	static unsigned char buf[64][2048];
+
+	for (;;) {
+		int n;
+
+		for (int i = 0; i < 64; i++) {
+			iov[i].iov_base = buf[i];
+			iov[i].iov_len = sizeof(buf[i]);
+			memset(&m[i].msg_hdr, 0, sizeof(m[i].msg_hdr));
+			m[i].msg_hdr.msg_iov = &iov[i];
+			m[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = recvmmsg(s, m, 64, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		now = kb_now_ns();
+		for (int i = 0; i < n; i++)
+			note_reply(buf[i], m[i].msg_len, now);
+	}
+}
+
+static void run_socket(uint64_t deadline)
+{
+	int s = udp_socket(true);
+	unsigned int plen = payload_len();
+	struct mmsghdr m[256];
+	struct iovec iov[256];
+	static unsigned char buf[256][2048];
+
+	if (cfg.batch > 256)
+		cfg.batch = 256;
+	R.t0 = kb_now_ns();
+	R.next_series_ns = R.t0;
+	while (!stop_flag && R.sent < cfg.count) {
+		uint64_t now = kb_now_ns(), want;
+		int n;
+
+		if (now >= deadline)
+			break;
+		series_tick(now);
+		want = allowed(now);
+		if (want > cfg.batch)
+			want = cfg.batch;
+		if (want > cfg.count - R.sent)
+			want = cfg.count - R.sent;
+		if (!want) {
+			if (cfg.replies)
+				drain_socket(s, now);
+			pace_wait(now);
+			continue;
+		}
+		for (unsigned int i = 0; i < want; i++) {
+			fill_payload(buf[i], (uint32_t)(R.sent + i), now);
+			iov[i].iov_base = buf[i];
+			iov[i].iov_len = plen;
+			memset(&m[i].msg_hdr, 0, sizeof(m[i].msg_hdr));
+			m[i].msg_hdr.msg_iov = &iov[i];
+			m[i].msg_hdr.msg_iovlen = 1;
+		}
+		n = sendmmsg(s, m, (unsigned int)want, 0);
+		if (n > 0)
+			R.sent += (uint64_t)n;
+		else if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != ECONNREFUSED &&
+			 errno != EINTR)
+			kb_die("sendmmsg: %s", strerror(errno));
+		if (cfg.replies)
+			drain_socket(s, now);
+	}
+	if (cfg.replies) {
+		uint64_t end = kb_now_ns() + (uint64_t)cfg.reply_timeout_ms * 1000000ull;
+		struct pollfd p = { .fd = s, .events = POLLIN };
+
+		while (!stop_flag && R.received < R.sent && kb_now_ns() < end) {
+			poll(&p, 1, 10);
+			drain_socket(s, 0);
+			series_tick(kb_now_ns());
+		}
+	}
+	close(s);
+}
+
+/* ------------------------------------------------------------------ afxdp engine */
+static int get_hwaddr(const char *ifname, unsigned char mac[ETH_ALEN])
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	err = ioctl(s, SIOCGIFHWADDR, &ifr);
+	close(s);
+	if (err)
+		return -1;
+	memcpy(mac, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
+	return 0;
+}
+
+/* Look the destination up in the neighbour table (RTM_GETNEIGH dump). */
+static int neigh_lookup(int ifindex, unsigned char mac[ETH_ALEN])
+{
+	struct { struct nlmsghdr nh; struct ndmsg nd; } req = {
+		.nh = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETNEIGH,
+			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
+		.nd = { .ndm_family = (uint8_t)family },
+	};
+	static char buf[65536];
+	const void *want = family == AF_INET ? (void *)&((struct sockaddr_in *)&dst_sa)->sin_addr
+					     : (void *)&((struct sockaddr_in6 *)&dst_sa)->sin6_addr;
+	size_t alen = family == AF_INET ? 4 : 16;
+	int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), found = -1;
+
+	if (s < 0 || send(s, &req, sizeof(req), 0) < 0) {
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	for (bool done = false; !done;) {
+		ssize_t n = recv(s, buf, sizeof(buf), 0);
+		struct nlmsghdr *nh;
+
+		if (n <= 0)
+			break;
+		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+			struct ndmsg *nd = NLMSG_DATA(nh);
+			struct rtattr *a;
+			int alen_rt;
+			const void *dst = NULL, *ll = NULL;
+
+			if (nh->nlmsg_type == NLMSG_DONE || nh->nlmsg_type == NLMSG_ERROR) {
+				done = true;
+				break;
+			}
+			if (nd->ndm_ifindex != ifindex ||
+			    !(nd->ndm_state & (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE |
+					       NUD_PERMANENT | NUD_NOARP)))
+				continue;
+			alen_rt = (int)RTM_PAYLOAD(nh);
+			for (a = RTM_RTA(nd); RTA_OK(a, alen_rt); a = RTA_NEXT(a, alen_rt)) {
+				if (a->rta_type == NDA_DST && RTA_PAYLOAD(a) == alen)
+					dst = RTA_DATA(a);
+				else if (a->rta_type == NDA_LLADDR && RTA_PAYLOAD(a) == ETH_ALEN)
+					ll = RTA_DATA(a);
+			}
+			if (dst && ll && !memcmp(dst, want, alen)) {
+				memcpy(mac, ll, ETH_ALEN);
+				found = 0;
+			}
+		}
+	}
+	close(s);
+	return found;
+}
+
+static void resolve_mac(int ifindex, unsigned char mac[ETH_ALEN])
+{
+	int s;
+
+	if (cfg.dst_mac) {
+		unsigned int b[6];
+
+		if (sscanf(cfg.dst_mac, "%x:%x:%x:%x:%x:%x", &b[0], &b[1], &b[2], &b[3], &b[4],
+			   &b[5]) != 6)
+			kb_die("--dst-mac: '%s' is not a MAC address", cfg.dst_mac);
+		for (int i = 0; i < 6; i++)
+			mac[i] = (unsigned char)b[i];
+		return;
+	}
+	if (!neigh_lookup(ifindex, mac))
+		return;
+	/* Make the kernel resolve it: one datagram to the discard port (not steered). */
+	s = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	for (int i = 0; i < 20; i++) {
+		struct sockaddr_storage d = dst_sa;
+
+		if (family == AF_INET)
+			((struct sockaddr_in *)&d)->sin_port = htons(9);
+		else
+			((struct sockaddr_in6 *)&d)->sin6_port = htons(9);
+		if (i % 5 == 0)
+			sendto(s, "", 0, 0, (struct sockaddr *)&d, sa_len);
+		usleep(50000);
+		if (!neigh_lookup(ifindex, mac)) {
+			close(s);
+			return;
+		}
+	}
+	close(s);
+	kb_die("cannot resolve the MAC address of %s on %s; pass --dst-mac", cfg.dst, cfg.iface);
+}
+
+static unsigned char tmpl[2048];
+static unsigned int frame_len;
+
+static void build_template(const unsigned char smac[ETH_ALEN], const unsigned char dmac[ETH_ALEN])
+{
+	struct ethhdr *eth = (struct ethhdr *)tmpl;
+	unsigned int plen = payload_len();
+	struct udphdr *udp;
+
+	memcpy(eth->h_dest, dmac, ETH_ALEN);
+	memcpy(eth->h_source, smac, ETH_ALEN);
+	if (family == AF_INET) {
+		struct iphdr *ip = (struct iphdr *)(eth + 1);
+
+		eth->h_proto = htons(ETH_P_IP);
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_UDP;
+		ip->tot_len = htons((uint16_t)(20 + 8 + plen));
+		ip->saddr = ((struct sockaddr_in *)&src_sa)->sin_addr.s_addr;
+		ip->daddr = ((struct sockaddr_in *)&dst_sa)->sin_addr.s_addr;
+		ip->frag_off = htons(0x4000); /* DF */
+		ip->check = htons(kb_csum_fold(kb_csum_add(0, ip, 20)));
+		udp = (struct udphdr *)(ip + 1);
+	} else {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)(eth + 1);
+
+		eth->h_proto = htons(ETH_P_IPV6);
+		ip6->version = 6;
+		ip6->payload_len = htons((uint16_t)(8 + plen));
+		ip6->nexthdr = IPPROTO_UDP;
+		ip6->hop_limit = 64;
+		memcpy(&ip6->saddr, &((struct sockaddr_in6 *)&src_sa)->sin6_addr, 16);
+		memcpy(&ip6->daddr, &((struct sockaddr_in6 *)&dst_sa)->sin6_addr, 16);
+		udp = (struct udphdr *)(ip6 + 1);
+	}
+	udp->source = htons((uint16_t)cfg.sport);
+	udp->dest = htons((uint16_t)cfg.dport);
+	udp->len = htons((uint16_t)(8 + plen));
+	frame_len = hdr_len() + plen;
+}
+
+/* UDP checksum over the pseudo header + UDP header + payload of a built frame. */
+static void udp_csum(unsigned char *f)
+{
+	struct udphdr *udp = (struct udphdr *)(f + hdr_len() - 8);
+	unsigned int ulen = ntohs(udp->len);
+	uint32_t sum;
+
+	if (family == AF_INET)
+		sum = kb_csum_add(0, f + ETH_HLEN + 12, 8);
+	else
+		sum = kb_csum_add(0, f + ETH_HLEN + 8, 32);
+	sum += IPPROTO_UDP + ulen;
+	udp->check = 0;
+	udp->check = htons(kb_csum_fold(kb_csum_add(sum, udp, ulen)));
+	if (!udp->check)
+		udp->check = 0xffff;
+}
+
+static void parse_reply(const unsigned char *f, uint32_t len, uint64_t now)
+{
+	const struct ethhdr *eth = (const struct ethhdr *)f;
+	unsigned int off;
+
+	if (len < hdr_len() + sizeof(struct payload)) {
+		R.stray++;
+		return;
+	}
+	if (eth->h_proto == htons(ETH_P_IP) && family == AF_INET)
+		off = ETH_HLEN + (unsigned int)(((const struct iphdr *)(eth + 1))->ihl * 4) + 8;
+	else if (eth->h_proto == htons(ETH_P_IPV6) && family == AF_INET6)
+		off = ETH_HLEN + 40 + 8;
+	else {
+		R.stray++;
+		return;
+	}
+	if (off + sizeof(struct payload) > len) {
+		R.stray++;
+		return;
+	}
+	note_reply(f + off, len - off, now);
+}
+
+static void run_afxdp(uint64_t deadline, int map_fd)
+{
+	struct xsk_umem *umem;
+	struct xsk_socket *xsk;
+	struct xsk_ring_prod fill, tx;
+	struct xsk_ring_cons comp, rx;
+	struct xsk_umem_config uc = { .fill_size = NFRAMES / 2, .comp_size = NFRAMES / 2,
+				      .frame_size = FRAME_SIZE, .frame_headroom = 0, .flags = 0 };
+	struct xsk_socket_config sc = { .rx_size = 2048, .tx_size = 2048,
+					.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+					.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY };
+	size_t area_len = (size_t)NFRAMES * FRAME_SIZE;
+	unsigned char *area, smac[ETH_ALEN], dmac[ETH_ALEN];
+	uint64_t free_tx[NFRAMES / 2];
+	unsigned int nfree = 0, outstanding = 0;
+	int ifindex, err, fd, rsock = -1;
+	__u32 idx;
+
+	if (!cfg.iface)
+		kb_die("--engine afxdp needs --iface (the interface to send from)");
+	ifindex = (int)if_nametoindex(cfg.iface);
+	if (!ifindex)
+		kb_die("interface %s not found", cfg.iface);
+	close(udp_socket(true)); /* source address for the route to --dst */
+	if (get_hwaddr(cfg.iface, smac))
+		kb_die("cannot read the MAC address of %s", cfg.iface);
+	resolve_mac(ifindex, dmac);
+	build_template(smac, dmac);
+	if (cfg.replies && map_fd < 0)
+		rsock = udp_socket(false);
+
+	area = mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		kb_die("mmap: %s", strerror(errno));
+	err = xsk_umem__create(&umem, area, area_len, &fill, &comp, &uc);
+	if (err)
+		kb_die("cannot register UMEM: %s", strerror(-err));
+	err = -EBUSY;
+	for (int i = 0; i < 50 && err == -EBUSY; i++) {
+		err = xsk_socket__create(&xsk, cfg.iface, 0, umem, &rx, &tx, &sc);
+		if (err == -EBUSY)
+			usleep(100000);
+	}
+	if (err)
+		kb_die("cannot create AF_XDP socket on %s queue 0: %s", cfg.iface, strerror(-err));
+	fd = xsk_socket__fd(xsk);
+	/* TX frames: first half, pre-built from the template.  RX frames: second half. */
+	for (unsigned int i = 0; i < NFRAMES / 2; i++) {
+		memcpy(area + (size_t)i * FRAME_SIZE, tmpl, frame_len);
+		free_tx[nfree++] = (uint64_t)i * FRAME_SIZE;
+	}
+	if (xsk_ring_prod__reserve(&fill, NFRAMES / 2, &idx) != NFRAMES / 2)
+		kb_die("fill ring reservation failed");
+	for (unsigned int i = 0; i < NFRAMES / 2; i++)
+		*xsk_ring_prod__fill_addr(&fill, idx + i) = (uint64_t)(NFRAMES / 2 + i) * FRAME_SIZE;
+	xsk_ring_prod__submit(&fill, NFRAMES / 2);
+	if (map_fd >= 0) {
+		err = xsk_socket__update_xskmap(xsk, map_fd);
+		if (err)
+			kb_die("cannot register in xsks_map: %s", strerror(-err));
+	}
+
+	R.t0 = kb_now_ns();
+	R.next_series_ns = R.t0;
+	uint64_t end_replies = 0;
+
+	for (;;) {
+		uint64_t now = kb_now_ns(), want;
+		unsigned int n;
+
+		if (stop_flag)
+			break;
+		series_tick(now);
+		/* completions */
+		n = xsk_ring_cons__peek(&comp, NFRAMES / 2, &idx);
+		for (unsigned int i = 0; i < n; i++)
+			free_tx[nfree++] = *xsk_ring_cons__comp_addr(&comp, idx + i);
+		if (n) {
+			xsk_ring_cons__release(&comp, n);
+			outstanding -= n;
+		}
+		/* replies */
+		if (map_fd >= 0) {
+			__u32 ridx, fidx;
+
+			n = xsk_ring_cons__peek(&rx, 256, &ridx);
+			if (n) {
+				for (unsigned int i = 0; i < n; i++) {
+					const struct xdp_desc *d = xsk_ring_cons__rx_desc(&rx, ridx + i);
+
+					parse_reply(area + xsk_umem__add_offset_to_addr(d->addr), d->len, now);
+				}
+				/* give the same frames straight back to the fill ring */
+				while (xsk_ring_prod__reserve(&fill, n, &fidx) != n)
+					;
+				for (unsigned int i = 0; i < n; i++)
+					*xsk_ring_prod__fill_addr(&fill, fidx + i) =
+						xsk_ring_cons__rx_desc(&rx, ridx + i)->addr &
+						~((uint64_t)FRAME_SIZE - 1);
+				xsk_ring_prod__submit(&fill, n);
+				xsk_ring_cons__release(&rx, n);
+			}
+		} else if (rsock >= 0) {
+			drain_socket(rsock, now);
+		}
+		if (end_replies) {
+			if (now >= end_replies || R.received >= R.sent)
+				break;
+			if (outstanding)
+				sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+			else
+				usleep(200);
+			continue;
+		}
+		if (now >= deadline || R.sent >= cfg.count) {
+			if (!cfg.replies && !outstanding)
+				break;
+			if (!end_replies)
+				end_replies = now + (uint64_t)cfg.reply_timeout_ms * 1000000ull;
+			if (!cfg.replies)
+				end_replies = now + 100000000ull; /* just flush TX */
+			continue;
+		}
+		want = allowed(now);
+		if (want > cfg.batch)
+			want = cfg.batch;
+		if (want > cfg.count - R.sent)
+			want = cfg.count - R.sent;
+		if (want > nfree)
+			want = nfree;
+		if (want && xsk_ring_prod__reserve(&tx, (uint32_t)want, &idx) == want) {
+			for (unsigned int i = 0; i < want; i++) {
+				struct xdp_desc *d = xsk_ring_prod__tx_desc(&tx, idx + i);
+				uint64_t a = free_tx[--nfree];
+				unsigned char *f = area + a;
+
+				fill_payload(f + hdr_len(), (uint32_t)(R.sent + i), now);
+				udp_csum(f);
+				d->addr = a;
+				d->len = frame_len;
+				d->options = 0;
+			}
+			xsk_ring_prod__submit(&tx, (uint32_t)want);
+			R.sent += want;
+			outstanding += (unsigned int)want;
+		}
+		/* copy mode transmits from sendto() only, at most 32 frames per call */
+		for (int k = 0; outstanding && k < 16; k++) {
+			if (sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
+				if (errno != EAGAIN && errno != EBUSY && errno != ENOBUFS)
+					kb_die("sendto on AF_XDP socket: %s", strerror(errno));
+				break;
+			}
+			if (tx.size == xsk_prod_nb_free(&tx, tx.size))
+				break;
+		}
+		if (!want && cfg.rate > 0)
+			pace_wait(now);
+	}
+	if (map_fd >= 0) {
+		__u32 key = 0;
+
+		bpf_map_delete_elem(map_fd, &key);
+	}
+	xsk_socket__delete(xsk);
+	xsk_umem__delete(umem);
+	munmap(area, area_len);
+	if (rsock >= 0)
+		close(rsock);
+}
+
+/* ------------------------------------------------------------------ output */
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct(double p)
+{
+	uint64_t i;
+
+	if (!R.nsamples)
+		return 0;
+	i = (uint64_t)ceil(p / 100.0 * (double)R.nsamples);
+	if (i)
+		i--;
+	if (i >= R.nsamples)
+		i = R.nsamples - 1;
+	return (double)R.rtt_ns[i] / 1000.0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: kbypass-gen --dst ADDR [--netns NS] [--iface IF] [--dport 4242] [--sport 40000]\n"
+"         [--size 64] [--count N] [--duration SEC] [--rate PPS] [--engine socket|afxdp]\n"
+"         [--replies] [--reply-timeout MS] [--json] [--series-interval MS]\n"
+"         [--batch 32] [--cpu N] [--pin-dir DIR] [--dst-mac MAC]\n"
+"--size is the Ethernet frame length without FCS (the payload never goes below the\n"
+"16-byte sequence/timestamp header).  --rate 0 = as fast as possible.\n"
+"Hard caps: %llu packets, %.0f s.\n", MAX_COUNT, MAX_DURATION);
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_NETNS = 256, O_IFACE, O_DPORT, O_SPORT, O_SIZE, O_COUNT, O_DUR, O_RATE, O_ENG,
+	       O_REPL, O_RTO, O_JSON, O_SER, O_BATCH, O_CPU, O_PIN, O_DMAC, O_DST };
+	static const struct option opts[] = {
+		{ "dst", required_argument, NULL, O_DST },
+		{ "netns", required_argument, NULL, O_NETNS },
+		{ "iface", required_argument, NULL, O_IFACE },
+		{ "dport", required_argument, NULL, O_DPORT },
+		{ "sport", required_argument, NULL, O_SPORT },
+		{ "size", required_argument, NULL, O_SIZE },
+		{ "count", required_argument, NULL, O_COUNT },
+		{ "duration", required_argument, NULL, O_DUR },
+		{ "rate", required_argument, NULL, O_RATE },
+		{ "engine", required_argument, NULL, O_ENG },
+		{ "replies", no_argument, NULL, O_REPL },
+		{ "reply-timeout", required_argument, NULL, O_RTO },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "series-interval", required_argument, NULL, O_SER },
+		{ "batch", required_argument, NULL, O_BATCH },
+		{ "cpu", required_argument, NULL, O_CPU },
+		{ "pin-dir", required_argument, NULL, O_PIN },
+		{ "dst-mac", required_argument, NULL, O_DMAC },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct kb_buf b = { 0 };
+	int c, map_fd = -1;
+	uint64_t deadline, t_end;
+	double dur;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_DST: cfg.dst = optarg; break;
+		case O_NETNS: cfg.netns = optarg; break;
+		case O_IFACE: cfg.iface = optarg; break;
+		case O_DPORT: cfg.dport = (unsigned int)kb_parse_u64("--dport", optarg, 1, 65535); break;
+		case O_SPORT: cfg.sport = (unsigned int)kb_parse_u64("--sport", optarg, 1, 65535); break;
+		case O_SIZE: cfg.size = (unsigned int)kb_parse_u64("--size", optarg, 60, 1514); break;
+		case O_COUNT: cfg.count = kb_parse_u64("--count", optarg, 1, ULLONG_MAX); break;
+		case O_DUR: cfg.duration = kb_parse_double("--duration", optarg, 0.001, 1e9); break;
+		case O_RATE: cfg.rate = kb_parse_double("--rate", optarg, 0, 1e9); break;
+		case O_ENG:
+			if (!strcmp(optarg, "afxdp"))
+				cfg.afxdp = true;
+			else if (strcmp(optarg, "socket"))
+				kb_die("--engine: expected socket or afxdp, got '%s'", optarg);
+			break;
+		case O_REPL: cfg.replies = true; break;
+		case O_RTO: cfg.reply_timeout_ms = (unsigned int)kb_parse_u64("--reply-timeout", optarg, 0, 10000); break;
+		case O_JSON: cfg.json = true; break;
+		case O_SER: cfg.series_ms = (unsigned int)kb_parse_u64("--series-interval", optarg, 10, 60000); break;
+		case O_BATCH: cfg.batch = (unsigned int)kb_parse_u64("--batch", optarg, 1, 256); break;
+		case O_CPU: cfg.cpu = (int)kb_parse_u64("--cpu", optarg, 0, 4095); break;
+		case O_PIN: cfg.pin_dir = optarg; break;
+		case O_DMAC: cfg.dst_mac = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc)
+		kb_die("unexpected argument '%s' (see --help)", argv[optind]);
+	if (!cfg.dst)
+		kb_die("--dst is required (see --help)");
+	if (cfg.pin_dir && !cfg.afxdp)
+		kb_die("--pin-dir is only used with --engine afxdp");
+	resolve();
+	/* hard caps: a generator must never run away */
+	if (cfg.count > MAX_COUNT) {
+		kb_warn("--count capped at %llu", MAX_COUNT);
+		cfg.count = MAX_COUNT;
+	}
+	if (cfg.duration > MAX_DURATION) {
+		kb_warn("--duration capped at %.0f s", MAX_DURATION);
+		cfg.duration = MAX_DURATION;
+	}
+	if (cfg.pin_dir) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/xsks_map", cfg.pin_dir);
+		map_fd = bpf_obj_get(path);
+		if (map_fd < 0)
+			kb_die("cannot open %s: %s", path, strerror(errno));
+	}
+	if (cfg.netns) {
+		int err = kb_enter_netns(cfg.netns);
+
+		if (err)
+			kb_die("cannot enter network namespace %s: %s", cfg.netns, strerror(-err));
+	}
+	if (cfg.cpu >= 0 && kb_pin_cpu(cfg.cpu))
+		kb_warn("cannot pin to CPU %d", cfg.cpu);
+	if (cfg.afxdp)
+		kb_raise_memlock();
+	if (cfg.replies) {
+		R.seen = calloc((size_t)(cfg.count / 8 + 1), 1);
+		R.rtt_ns = calloc(MAX_SAMPLES, sizeof(uint32_t));
+		if (!R.seen || !R.rtt_ns)
+			kb_die("out of memory");
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	deadline = kb_now_ns() + (uint64_t)(cfg.duration * 1e9);
+	if (cfg.afxdp)
+		run_afxdp(deadline, map_fd);
+	else
+		run_socket(deadline);
+	t_end = kb_now_ns();
+	dur = (double)(t_end - R.t0) / 1e9;
+	if (cfg.series_ms && R.nseries < MAX_SERIES) {
+		R.series[R.nseries].t = dur;
+		R.series[R.nseries].tx = R.sent;
+		R.series[R.nseries].rx = R.received;
+		R.nseries++;
+	}
+	if (R.nsamples)
+		qsort(R.rtt_ns, R.nsamples, sizeof(uint32_t), cmp_u32);
+
+	kb_buf_printf(&b, "{\"engine\": \"%s\", \"dst\": ", cfg.afxdp ? "afxdp" : "socket");
+	kb_buf_json_str(&b, cfg.dst);
+	kb_buf_printf(&b, ", \"dport\": %u, \"sport\": %u, \"size\": %u, \"rate\": %.1f, "
+		      "\"sent\": %llu, ", cfg.dport, cfg.sport, hdr_len() + payload_len(), cfg.rate,
+		      (unsigned long long)R.sent);
+	if (cfg.replies)
+		kb_buf_printf(&b, "\"received\": %llu, \"lost\": %llu, \"duplicates\": %llu, "
+			      "\"stray\": %llu, ", (unsigned long long)R.received,
+			      (unsigned long long)(R.sent - R.received), (unsigned long long)R.dup,
+			      (unsigned long long)R.stray);
+	else
+		kb_buf_printf(&b, "\"received\": null, \"lost\": null, ");
+	kb_buf_printf(&b, "\"duration_s\": %.6f, \"tx_pps\": %.1f, \"rx_pps\": %.1f, ", dur,
+		      dur > 0 ? (double)R.sent / dur : 0, dur > 0 ? (double)R.received / dur : 0);
+	if (R.nsamples)
+		kb_buf_printf(&b, "\"rtt_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, "
+			      "\"max\": %.1f, \"samples\": %llu}, ", pct(50), pct(90), pct(99),
+			      (double)R.rtt_ns[R.nsamples - 1] / 1000.0,
+			      (unsigned long long)R.nsamples);
+	else
+		kb_buf_printf(&b, "\"rtt_us\": null, ");
+	kb_buf_printf(&b, "\"series\": [");
+	for (unsigned int i = 0; i < R.nseries; i++)
+		kb_buf_printf(&b, "%s{\"t\": %.3f, \"tx\": %llu, \"rx\": %llu}", i ? ", " : "",
+			      R.series[i].t, (unsigned long long)R.series[i].tx,
+			      (unsigned long long)R.series[i].rx);
+	kb_buf_printf(&b, "], \"interrupted\": %s}\n", stop_flag ? "true" : "false");
+	fputs(b.s, stdout);
+	if (!cfg.json)
+		fprintf(stderr, "sent %llu in %.3f s (%.0f pps), received %llu\n",
+			(unsigned long long)R.sent, dur, dur > 0 ? (double)R.sent / dur : 0,
+			(unsigned long long)R.received);
+	kb_buf_free(&b);
+	return 0;
+}
