@@ -7,10 +7,12 @@ its finalizer, so a failing test leaves nothing behind.
 import copy
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
-from conftest import netns_list, run_module, sh
+from conftest import ROOT, _env, netns_list, run_module, sh
 
 NS = ('kbtn1', 'kbtn2', 'kbtn3')
 ROOT_LINKS = ('kbtnr0', 'kbtnd0')
@@ -287,3 +289,58 @@ def test_end_paired_elsewhere_needs_recreate(bed):
     assert res['changed'], res
     assert link('kbtn2', 'kbtnv9')['ifname'] == 'kbtnv9'
     assert ping('kbtn1', '198.18.0.20')
+
+
+# ------------------------------------------------------------------ role kbypass.xdp.testbed
+CHAIN = {
+    'testbed_namespaces': ['kbtn1', 'kbtn2', 'kbtn3'],
+    'testbed_links': [
+        {'name': 'kbtnv0', 'netns': 'kbtn1', 'addresses': ['198.18.0.10/24', '2001:2::10/64'],
+         'peer': {'name': 'kbtnv1', 'netns': 'kbtn2',
+                  'addresses': ['198.18.0.20/24', '2001:2::20/64']}},
+        {'name': 'kbtnv2', 'netns': 'kbtn2', 'addresses': ['198.18.1.20/24'],
+         'rx_queues': 2, 'tx_queues': 2,
+         'peer': {'name': 'kbtnv3', 'netns': 'kbtn3', 'addresses': ['198.18.1.30/24']}},
+    ],
+}
+
+
+def run_role(tmp_path, extra):
+    """Run the testbed role on localhost with ``extra`` vars; return (rc, stats, stdout)."""
+    play = tmp_path / 'play.yml'
+    play.write_text('- name: testbed role\n  hosts: localhost\n  gather_facts: false\n'
+                    '  roles:\n    - role: kbypass.xdp.testbed\n')
+    varsfile = tmp_path / 'vars.json'
+    varsfile.write_text(json.dumps(extra))
+    cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
+           '-i', 'localhost,', '-c', 'local',
+           '-e', 'ansible_python_interpreter=%s' % sys.executable,
+           '-e', '@%s' % varsfile, str(play)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=300, check=False)
+    out = json.loads(proc.stdout)
+    return proc.returncode, out['stats']['localhost'], out
+
+
+def test_role_chain_idempotent_and_teardown(bed, tmp_path):
+    rc, stats, _ = run_role(tmp_path, CHAIN)
+    assert rc == 0 and stats['changed'] == 1 and stats['failures'] == 0, stats
+    assert {'kbtn1', 'kbtn2', 'kbtn3'} <= set(netns_list())
+    assert link('kbtn2', 'kbtnv2', details=True)['num_rx_queues'] == 2
+    assert ping('kbtn3', '198.18.1.20') and ping('kbtn2', '2001:2::10')
+    rc, stats, _ = run_role(tmp_path, CHAIN)
+    assert rc == 0 and stats['changed'] == 0, stats
+    rc, stats, _ = run_role(tmp_path, dict(CHAIN, testbed_state='absent'))
+    assert rc == 0 and stats['changed'] == 1, stats
+    assert not {'kbtn1', 'kbtn2', 'kbtn3'} & set(netns_list())
+    rc, stats, _ = run_role(tmp_path, dict(CHAIN, testbed_state='absent'))
+    assert rc == 0 and stats['changed'] == 0, stats
+
+
+def test_role_ping_check_fails_on_a_broken_pair(bed, tmp_path):
+    broken = copy.deepcopy(CHAIN)
+    broken['testbed_links'] = broken['testbed_links'][:1]
+    # the peer's IPv4 lives in another subnet: no route, the ping check must fail the play
+    broken['testbed_links'][0]['peer']['addresses'] = ['198.19.0.20/24']
+    rc, stats, _ = run_role(tmp_path, broken)
+    assert rc != 0 and stats['failures'] == 1, stats
