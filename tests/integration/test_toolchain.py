@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kbypass.xdp developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Integration tests for kbypass.xdp.kernel_preflight and the toolchain role on this host.
+
+The preflight reads the real kernel config; the "bad kernel" case feeds it the real config
+with CONFIG_XDP_SOCKETS removed. The role runs for real (packages are already present, so
+apt changes nothing) with its pyroute2 virtualenv forced into a temporary directory, twice
+to prove idempotence, then with toolchain_state=absent. Nothing here creates namespaces,
+links or BPF objects; temporary paths carry the prefix ``kbtq``.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import BIN, ROOT, _env, run_module
+
+RELEASE = os.uname().release
+
+
+def real_config_text():
+    for path in ('/proc/config.gz', '/boot/config-%s' % RELEASE):
+        if os.path.exists(path):
+            with open(path, 'rb') as handle:
+                data = handle.read()
+            return gzip.decompress(data).decode() if data[:2] == b'\x1f\x8b' else data.decode()
+    pytest.skip('no kernel config on this host')
+    return None
+
+
+@pytest.fixture
+def kbtq_dir():
+    path = tempfile.mkdtemp(prefix='kbtq-')
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def config_without_xdp_sockets(kbtq_dir):
+    lines = [line for line in real_config_text().splitlines()
+             if not line.startswith('CONFIG_XDP_SOCKETS=')]
+    path = os.path.join(kbtq_dir, 'config-no-xsk')
+    with open(path, 'w') as handle:
+        handle.write('\n'.join(lines) + '\n')
+    return path
+
+
+def test_preflight_passes_on_this_kernel():
+    res = run_module('kernel_preflight', {'min_kernel_version': '5.10'})  # '{}' reads as raw params
+    assert not res.get('failed'), res.get('msg')
+    assert res['changed'] is False and res['ok'] is True and res['missing'] == []
+    assert res['kernel_release'] == RELEASE
+    assert res['config_source'] in ('/proc/config.gz', '/boot/config-%s' % RELEASE,
+                                    '/lib/modules/%s/config' % RELEASE)
+    assert res['config']['CONFIG_XDP_SOCKETS'] == 'y'
+    assert res['btf'] is True and os.path.exists('/sys/kernel/btf/vmlinux')
+    assert res['probes']['xdp_sockets'] is True  # a real AF_XDP socket was created and closed
+    assert res['kernel_version'][:2] >= [5, 10]
+    # Root here lacks CAP_SYS_RESOURCE: the memlock limit is reported, never fatal.
+    assert set(res['memlock']) == {'soft', 'hard', 'can_raise_to_unlimited'}
+
+
+@pytest.mark.parametrize('check', [False, True])
+def test_preflight_fails_naming_missing_xdp_sockets(config_without_xdp_sockets, check):
+    res = run_module('kernel_preflight', {'config_path': config_without_xdp_sockets}, check=check)
+    assert res.get('failed') is True
+    assert 'CONFIG_XDP_SOCKETS' in res['msg'] and config_without_xdp_sockets in res['msg']
+    assert [m['item'] for m in res['missing']] == ['CONFIG_XDP_SOCKETS']
+    assert res['changed'] is False
+
+
+def test_preflight_report_only_mode(config_without_xdp_sockets):
+    res = run_module('kernel_preflight', {'config_path': config_without_xdp_sockets,
+                                          'fail_on_missing': False,
+                                          'min_kernel_version': '99.0'})
+    assert not res.get('failed')
+    assert res['ok'] is False
+    assert [m['item'] for m in res['missing']] == ['kernel >= 99.0', 'CONFIG_XDP_SOCKETS']
+
+
+# --------------------------------------------------------------------- the role
+PLAY = """\
+---
+- name: kbtq toolchain role test
+  hosts: kbypass_hosts
+  gather_facts: false
+  roles:
+    - role: kbypass.xdp.toolchain
+"""
+
+
+def run_role(kbtq_dir, extra_vars, check=False):
+    play = os.path.join(kbtq_dir, 'play.yml')
+    with open(play, 'w') as handle:
+        handle.write(PLAY)
+    cmd = [os.path.join(BIN, 'ansible-playbook'), '-i', os.path.join(ROOT, 'inventory', 'local'),
+           play, '-e', json.dumps(extra_vars)]
+    if check:
+        cmd.append('--check')
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=900, check=False)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise AssertionError('ansible-playbook rc=%s\n%s\n%s'
+                             % (proc.returncode, proc.stdout, proc.stderr)) from exc
+    tasks = {}
+    for task in out['plays'][0]['tasks']:
+        # the json callback names role tasks "<role> : <task name>"
+        name = task['task']['name'].split(' : ', 1)[-1]
+        tasks[name] = task['hosts'].get('localhost', {})
+    return out['stats']['localhost'], tasks
+
+
+def test_role_fails_before_changing_anything_on_a_bad_kernel(kbtq_dir, config_without_xdp_sockets):
+    venv = os.path.join(kbtq_dir, 'venv')
+    stats, tasks = run_role(kbtq_dir, {'toolchain_kernel_config_path': config_without_xdp_sockets,
+                                       'toolchain_venv_force': True, 'toolchain_venv_path': venv})
+    assert stats['failures'] == 1 and stats['changed'] == 0
+    failed = tasks['Check that the running kernel can run XDP and AF_XDP']
+    assert failed['failed'] and 'CONFIG_XDP_SOCKETS' in failed['msg']
+    assert 'Install the BPF build and network toolchain (apt)' not in tasks
+    assert not os.path.exists(venv)
+
+
+def test_role_installs_is_idempotent_and_removes(kbtq_dir):
+    venv = os.path.join(kbtq_dir, 'venv')
+    present = {'toolchain_venv_force': True, 'toolchain_venv_path': venv}
+
+    stats, tasks = run_role(kbtq_dir, present)
+    assert stats['failures'] == 0, tasks
+    out = subprocess.run([os.path.join(venv, 'bin', 'python3'), '-c',
+                          'import pyroute2; print(pyroute2.__version__)'],
+                         capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == '0.9.7'
+    with open('/proc/mounts') as handle:
+        assert any(line.split()[1:3] == ['/sys/fs/bpf', 'bpf'] for line in handle)
+
+    stats, tasks = run_role(kbtq_dir, present)
+    changed = [name for name, res in tasks.items() if res.get('changed')]
+    assert stats['failures'] == 0 and stats['changed'] == 0, changed
+
+    stats, _tasks = run_role(kbtq_dir, dict(present, toolchain_state='absent'), check=True)
+    assert stats['changed'] == 1 and os.path.isdir(venv)  # check mode: reported, not done
+
+    stats, _tasks = run_role(kbtq_dir, dict(present, toolchain_state='absent'))
+    assert stats['changed'] == 1 and not os.path.exists(venv)
+    stats, _tasks = run_role(kbtq_dir, dict(present, toolchain_state='absent'))
+    assert stats['changed'] == 0
