@@ -219,7 +219,9 @@ def evaluate(data, mode=None):
     for burst in data.get('matching') or []:
         steer = steer_delta(burst.get('steer_before'), burst.get('steer_after'))
         fwd = forwarder_delta(burst.get('forwarder_before'), burst.get('forwarder_after'))
-        label = '%s %s:%s' % (burst.get('family', '?'), burst.get('address'), burst.get('port'))
+        address = str(burst.get('address'))
+        label = '%s %s:%s' % (burst.get('family', '?'),
+                              '[%s]' % address if ':' in address else address, burst.get('port'))
         fails = check_matching(label, _packets(burst.get('requested')), burst.get('generator'),
                                steer, fwd, mode)
         failures.extend(fails)
@@ -275,14 +277,22 @@ def series_rates(series, total=None):
             and abs(tx[-1] - total) < abs(sum(tx) - total):
         tx = [tx[0]] + [b - a for a, b in zip(tx, tx[1:])]
         rx = [rx[0]] + [b - a for a, b in zip(rx, rx[1:])]
-    rates_tx, rates_rx = [], []
-    prev = 0.0
+    out_t, rates_tx, rates_rx = [], [], []
+    prev = None
     for t, a, b in zip(ts, tx, rx):
-        width = t - prev if t > prev else None
-        rates_tx.append(a / width if width else 0.0)
-        rates_rx.append(b / width if width else 0.0)
+        if prev is None and t <= 0:
+            out_t.append(t)  # the start sample (nothing sent yet)
+            rates_tx.append(0.0)
+            rates_rx.append(0.0)
+        elif prev is None or t > prev:
+            width = t - (prev or 0.0)
+            out_t.append(t)
+            rates_tx.append(a / width)
+            rates_rx.append(b / width)
+        else:
+            continue  # a repeated sample at the same time (final flush) adds nothing
         prev = t
-    return ts, rates_tx, rates_rx
+    return out_t, rates_tx, rates_rx
 
 
 # --------------------------------------------------------------------------------------
@@ -345,7 +355,7 @@ def render_markdown(host, data, verdict, plot_name=None):
     out.append('|---|---|---|---|')
     out.append('| device under test | %s | %s | %s |' % (
         topo.get('dut_netns') or '(root)', topo.get('dut_ifname'),
-        ', '.join(topo.get('dut_addresses') or [])))
+        ', '.join((topo.get('dut_link') or {}).get('addresses') or topo.get('dut_addresses') or [])))
     out.append('| traffic peer | %s | %s | %s |' % (
         topo.get('peer_netns') or '(root)', topo.get('peer_ifname'),
         ', '.join(topo.get('peer_addresses') or [])))

@@ -82,7 +82,7 @@ options:
   series_interval_ms:
     description: Sampling interval of the generator's pps series.
     type: int
-    default: 100
+    default: 20
   generator:
     description: Path of C(kbypass-gen) on the target.
     type: path
@@ -633,7 +633,7 @@ def main():
             rate=dict(type='int', default=10000),
             size=dict(type='int', default=64),
             reply_timeout_ms=dict(type='int', default=1000),
-            series_interval_ms=dict(type='int', default=100),
+            series_interval_ms=dict(type='int', default=20),
             generator=dict(type='path', default='/usr/local/bin/kbypass-gen'),
             pin_dir=dict(type='path'),
             forwarder_stats_file=dict(type='path'),
@@ -670,6 +670,9 @@ def main():
         'dut_netns': p['dut_netns'], 'dut_ifname': p['dut_ifname'],
         'dut_addresses': p['dut_addresses'], 'peer_netns': p['peer_netns'],
         'peer_ifname': p['peer_ifname'], 'pin_dir': p['pin_dir'], 'port': p['port'],
+        'forwarder_stats_file': p['forwarder_stats_file'],
+        'forwarder_instance': (os.path.basename(p['forwarder_stats_file']).split('.stats.json')[0]
+                               if p['forwarder_stats_file'] else None),
         'dut_link': link_info(module, p['dut_netns'], p['dut_ifname']),
         'peer_link': link_info(module, p['peer_netns'], p['peer_ifname']),
     }

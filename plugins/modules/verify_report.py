@@ -141,8 +141,10 @@ def render_plot(path, host, data):
     for burst in bursts:
         gen = burst['generator']
         ts, tx, rx = series_rates(gen.get('series'), total=gen.get('sent'))
-        ax.plot(ts, tx, label='%s sent' % burst.get('family'))
-        ax.plot(ts, rx, linestyle='--', label='%s echoed back' % burst.get('family'))
+        # each sample is the rate over the interval that ends at t: a step plot
+        ax.plot(ts, tx, drawstyle='steps-pre', label='%s sent' % burst.get('family'))
+        ax.plot(ts, rx, drawstyle='steps-pre', linestyle='--',
+                label='%s echoed back' % burst.get('family'))
     ax.set_xlabel('time since burst start (s)')
     ax.set_ylabel('packets per second')
     ax.set_title('kbypass.xdp verify burst on %s' % host)

@@ -120,7 +120,7 @@ def test_forwarder_rx_short_is_first_disagreement():
     data['matching'][1]['forwarder_after'] = fwd(3990, 3990)
     verdict = r.evaluate(data)
     assert verdict['failures'][0] == (
-        'IPv6 2001:2:0:1::10:4242: forwarder RX 1990 != XDP redirected 2000: matching traffic '
+        'IPv6 [2001:2:0:1::10]:4242: forwarder RX 1990 != XDP redirected 2000: matching traffic '
         'was not echoed by user space (redirected frames did not reach the socket: RX ring full '
         'or wrong queue?)')
 
@@ -210,6 +210,12 @@ def test_series_rates_interval_and_cumulative():
                                  {'t': 0.2, 'tx': 2000, 'rx': 2000}], total=2000)
     assert tx == pytest.approx([10000, 10000])
     assert r.series_rates([]) == ([], [], [])
+    # what kbypass-gen prints: cumulative, a start sample at t=0 and a repeated final one
+    ts, tx, rx = r.series_rates([{'t': 0.0, 'tx': 0, 'rx': 0}, {'t': 0.1, 'tx': 1000, 'rx': 986},
+                                 {'t': 0.2, 'tx': 2000, 'rx': 2000},
+                                 {'t': 0.2, 'tx': 2000, 'rx': 2000}], total=2000)
+    assert ts == [0.0, 0.1, 0.2]
+    assert tx == pytest.approx([0, 10000, 10000]) and rx == pytest.approx([0, 9860, 10140])
 
 
 def test_render_markdown_and_json():
