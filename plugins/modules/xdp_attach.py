@@ -614,6 +614,21 @@ def _common_pin_root(pin_dir):
     return os.path.dirname(pin_dir.rstrip('/'))
 
 
+def _missing_in_check_mode(params, ifname):
+    """What a check-mode run cannot find yet (netns, link, object), or None."""
+    netns = params['netns']
+    if netns and not os.path.exists(netns_path(netns)):
+        return 'network namespace %r does not exist yet' % netns
+    if not os.path.isfile(params['object']):
+        return 'BPF object %s does not exist yet' % params['object']
+    try:
+        if _xdp.query(ifname, netns) is None:
+            return 'interface %r does not exist yet' % ifname
+    except _xdp.XdpError as e:
+        return str(e)
+    return None
+
+
 def _public(info):
     if not info:
         return None
@@ -646,6 +661,14 @@ def main():
     netns = module.params['netns']
     state = module.params['state']
     try:
+        if state == 'present' and module.check_mode:
+            missing = _missing_in_check_mode(module.params, run.ifname)
+            if missing:
+                # an earlier task of the same check-mode run would have created it
+                module.warn('check mode: %s; assuming an earlier task creates it, the '
+                            'program would be attached' % missing)
+                run.result['changed'] = True
+                module.exit_json(**run.result)
         if netns and not os.path.exists(netns_path(netns)):
             if state == 'present':
                 module.fail_json(msg='network namespace %r does not exist; create it first '
