@@ -306,7 +306,8 @@ def normalize_request(params):
         if not cpus:
             raise ValueError('irq_cpus is empty')
         req['irq_cpus'] = cpus
-    if req['rules'] and 'ntuple-filters' not in req['features']:
+    req['auto_ntuple'] = bool(req['rules']) and 'ntuple-filters' not in req['features']
+    if req['auto_ntuple']:
         req['features']['ntuple-filters'] = True
     if req['rules'] and req['features'].get('ntuple-filters') is False:
         raise ValueError('ntuple_rules need the ntuple feature; do not switch it off')
@@ -332,6 +333,9 @@ def compute_plan(current, req):
     feats = current.get('features') or {}
     for name, want in sorted(req['features'].items()):
         have = feats.get(name)
+        if name == 'ntuple-filters' and req.get('auto_ntuple') and (
+                have is None or (have.get('fixed') and have['active'] != want)):
+            continue  # reported once, per rule, below
         if have is None:
             skip('features.%s' % name, 'the device has no feature named %s' % name)
         elif have['active'] == want:

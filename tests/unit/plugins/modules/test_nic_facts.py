@@ -1,0 +1,66 @@
+"""nic_facts: input normalisation, statistics selection, IRQ fact shape; bad input fails."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kbypass.xdp.plugins.modules import nic_facts as m
+
+
+def test_normalize_interfaces_mixed():
+    got = m.normalize_interfaces(['eth0', {'name': 'veth0', 'netns': 'ns1'}, {'name': 'v'}],
+                                 default_netns='nsd')
+    assert got == [{'name': 'eth0', 'netns': 'nsd'}, {'name': 'veth0', 'netns': 'ns1'},
+                   {'name': 'v', 'netns': 'nsd'}]
+
+
+@pytest.mark.parametrize('items,fragment', [
+    ([], 'empty'), ([{'netns': 'ns1'}], 'must be a name'), ([{'name': 'a', 'x': 1}], 'keys'),
+    (['y' * 20], 'at most 15'), ([{'name': 'a', 'netns': 'a/b'}], 'invalid'), ([3], 'string'),
+])
+def test_normalize_interfaces_rejects(items, fragment):
+    with pytest.raises(ValueError) as exc:
+        m.normalize_interfaces(items)
+    assert fragment in str(exc.value)
+
+
+def test_select_stats():
+    stats = {'rx_packets': 1, 'rx_queue_0_xdp_drops': 2, 'tx_bytes': 3, 'rx_missed_errors': 4}
+    pats = ['drop', 'err', '^rx_packets$']
+    assert m.select_stats(stats, 'selected', pats) == {'rx_packets': 1,
+                                                      'rx_queue_0_xdp_drops': 2,
+                                                      'rx_missed_errors': 4}
+    assert m.select_stats(stats, 'all', pats) == stats
+    assert m.select_stats(stats, 'none', pats) == {}
+    assert m.select_stats(None, 'selected', pats) is None
+
+
+def test_irq_facts_formats_cpulists():
+    irqs = [{'irq': 38, 'name': 'virtio2-input.0', 'kind': 'rx', 'queue': 0, 'total': 5}]
+    aff = {38: {'smp_affinity_list': [0, 1], 'effective_affinity_list': [1]}}
+    assert m.irq_facts(irqs, aff) == [{'irq': 38, 'name': 'virtio2-input.0', 'kind': 'rx',
+                                       'queue': 0, 'count': 5, 'smp_affinity_list': '0-1',
+                                       'effective_affinity_list': '1'}]
+
+
+def test_fact_key():
+    assert m.fact_key('veth0', 'ns1') == 'ns1/veth0' and m.fact_key('eth0', None) == 'eth0'
+
+
+def test_main_bad_input(monkeypatch, capsys):
+    monkeypatch.setattr(m, 'gather', lambda *a, **k: pytest.fail('gathered on bad input'))
+    with patch_module_args({'interfaces': [{'name': 'a', 'bogus': 1}]}):
+        with pytest.raises(SystemExit):
+            m.main()
+    res = json.loads(capsys.readouterr().out)
+    assert res['failed'] and 'bad input' in res['msg']
+
+
+def test_main_bad_regex(monkeypatch, capsys):
+    monkeypatch.setattr(m, 'gather', lambda *a, **k: pytest.fail('gathered on bad input'))
+    with patch_module_args({'interfaces': ['eth0'], 'statistics_filter': ['(']}):
+        with pytest.raises(SystemExit):
+            m.main()
+    assert json.loads(capsys.readouterr().out)['failed']
