@@ -154,3 +154,43 @@ def test_role_installs_is_idempotent_and_removes(kbtq_dir):
     assert stats['changed'] == 1 and not os.path.exists(venv)
     stats, _tasks = run_role(kbtq_dir, dict(present, toolchain_state='absent'))
     assert stats['changed'] == 0
+
+
+def test_role_mounts_bpffs_without_fstab_in_a_private_mount_namespace(kbtq_dir):
+    """bpffs path for hosts without /etc/fstab, run in a private mount namespace (unshare -m)
+    where /sys/fs/bpf is unmounted first: the host's own bpffs is never touched."""
+    if not shutil.which('unshare'):
+        pytest.skip('unshare(1) is missing')
+    play = os.path.join(kbtq_dir, 'play.yml')
+    with open(play, 'w') as handle:
+        handle.write(PLAY)
+    extra = json.dumps({'toolchain_bpffs_persist': False})
+    playbook = [os.path.join(BIN, 'ansible-playbook'), '-i',
+                os.path.join(ROOT, 'inventory', 'local'), play, '-e', extra]
+    script = '\n'.join([
+        'set -e',
+        'umount /sys/fs/bpf 2>/dev/null || true',
+        "if grep -q ' /sys/fs/bpf bpf ' /proc/self/mounts; then echo still-mounted; exit 3; fi",
+        '"$@" > "$OUT/run1.json" || true',
+        '"$@" > "$OUT/run2.json" || true',
+        "grep ' /sys/fs/bpf bpf ' /proc/self/mounts > \"$OUT/mounts.txt\" || true",
+    ])
+    env = dict(_env(), OUT=kbtq_dir)
+    proc = subprocess.run(['unshare', '--mount', '--propagation', 'private', 'bash', '-c', script,
+                           'kbtq'] + playbook, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = []
+    for name in ('run1.json', 'run2.json'):
+        with open(os.path.join(kbtq_dir, name)) as handle:
+            runs.append(json.load(handle))
+    tasks = dict((t['task']['name'].split(' : ', 1)[-1], t['hosts']['localhost'])
+                 for t in runs[0]['plays'][0]['tasks'])
+    assert runs[0]['stats']['localhost']['failures'] == 0
+    assert tasks['Mount bpffs (no /etc/fstab to persist it in)']['changed'] is True
+    assert runs[1]['stats']['localhost']['changed'] == 0
+    with open(os.path.join(kbtq_dir, 'mounts.txt')) as handle:
+        assert handle.read().split()[1:3] == ['/sys/fs/bpf', 'bpf']
+    # and the host's own bpffs is still there
+    with open('/proc/mounts') as handle:
+        assert any(line.split()[1:3] == ['/sys/fs/bpf', 'bpf'] for line in handle)
