@@ -204,7 +204,7 @@ name:
   returned: always
   type: str
   sample: echo-ns1-veth0
-action:
+operation:
   description: What the module did (or would do in check mode).
   returned: always
   type: str
@@ -679,7 +679,7 @@ def main():
                 module.fail_json(msg='cannot start forwarder %s: %s'
                                  % (p['name'], '; '.join(problems)), errors=problems, **result)
     action = compute_plan(p['state'], status, current, desired)
-    result['action'] = action
+    result['operation'] = action
     result['changed'] = action != 'none'
 
     before = config_view((current or {}).get('argv'), (current or {}).get('supervisor'),

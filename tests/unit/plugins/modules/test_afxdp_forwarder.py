@@ -203,7 +203,7 @@ def run_main(args, capsys):
 def test_main_lifecycle_with_stand_in(bench, capsys):
     args = dict(bench, name='u1')
     r = run_main(args, capsys)
-    assert r['changed'] is True and r['action'] == 'start' and r['running'] is True, r
+    assert r['changed'] is True and r['operation'] == 'start' and r['running'] is True, r
     pid = r['pid']
     assert sv.read_pidfile(r['paths']['pid'])[0] == pid
     assert r['stats']['running'] is True and r['bind_mode'] == 'copy'
@@ -212,17 +212,17 @@ def test_main_lifecycle_with_stand_in(bench, capsys):
 
     # same arguments: no change, same process
     r2 = run_main(args, capsys)
-    assert r2['changed'] is False and r2['action'] == 'none' and r2['pid'] == pid
+    assert r2['changed'] is False and r2['operation'] == 'none' and r2['pid'] == pid
 
     # check mode with another batch size: predicts a restart, touches nothing
     r3 = run_main(dict(args, batch_size=128, _ansible_check_mode=True, _ansible_diff=True), capsys)
-    assert r3['changed'] is True and r3['action'] == 'restart' and r3['pid'] == pid
+    assert r3['changed'] is True and r3['operation'] == 'restart' and r3['pid'] == pid
     assert '--batch' in r3['diff']['after']['argv'] and '--batch' not in r3['diff']['before']['argv']
     assert sv.is_alive(pid)
 
     # the change for real: restarted with a new pid
     r4 = run_main(dict(args, batch_size=128), capsys)
-    assert r4['changed'] is True and r4['action'] == 'restart' and r4['pid'] != pid
+    assert r4['changed'] is True and r4['operation'] == 'restart' and r4['pid'] != pid
     assert not sv.is_alive(pid)
 
     # kill -9: pidfile is stale, the next run starts it again
@@ -231,28 +231,28 @@ def test_main_lifecycle_with_stand_in(bench, capsys):
     while sv.is_alive(r4['pid']) and time.time() < deadline:
         time.sleep(0.05)
     r5 = run_main(dict(args, batch_size=128), capsys)
-    assert r5['changed'] is True and r5['action'] == 'start' and r5['pid'] != r4['pid']
+    assert r5['changed'] is True and r5['operation'] == 'start' and r5['pid'] != r4['pid']
 
     # stopped: gone, files removed; again: unchanged
     r6 = run_main(dict(name='u1', state='stopped', state_dir=bench['state_dir']), capsys)
-    assert r6['changed'] is True and r6['action'] == 'stop' and r6['running'] is False
+    assert r6['changed'] is True and r6['operation'] == 'stop' and r6['running'] is False
     assert not sv.is_alive(r5['pid'])
     assert os.listdir(bench['state_dir']) == []
     r7 = run_main(dict(name='u1', state='stopped', state_dir=bench['state_dir']), capsys)
-    assert r7['changed'] is False and r7['action'] == 'none'
+    assert r7['changed'] is False and r7['operation'] == 'none'
 
 
 def test_main_restarted_always_restarts(bench, capsys):
     args = dict(bench, name='u2')
     r = run_main(args, capsys)
     r2 = run_main(dict(args, state='restarted'), capsys)
-    assert r2['changed'] is True and r2['action'] == 'restart' and r2['pid'] != r['pid']
+    assert r2['changed'] is True and r2['operation'] == 'restart' and r2['pid'] != r['pid']
     run_main(dict(name='u2', state='stopped', state_dir=bench['state_dir']), capsys)
 
 
 def test_main_check_mode_starts_nothing(bench, capsys):
     r = run_main(dict(bench, name='u3', _ansible_check_mode=True), capsys)
-    assert r['changed'] is True and r['action'] == 'start' and r['running'] is False
+    assert r['changed'] is True and r['operation'] == 'start' and r['running'] is False
     assert not os.path.exists(bench['state_dir'])
     assert sv.find_processes(lambda argv: bench['binary'] in argv) == []
 
@@ -300,10 +300,10 @@ def test_main_stopped_cleans_stale_files(bench, capsys, tmp_path):
     sv.write_pidfile(paths.pid, 999999, 1)  # no such process
     sv.write_json_atomic(paths.args, {'argv': [bench['binary']], 'supervisor': 'process'})
     r = run_main(dict(name='u7', state='stopped', state_dir=state, _ansible_check_mode=True), capsys)
-    assert r['changed'] is True and r['action'] == 'cleanup'
+    assert r['changed'] is True and r['operation'] == 'cleanup'
     assert os.path.exists(paths.pid)
     r = run_main(dict(name='u7', state='stopped', state_dir=state), capsys)
-    assert r['changed'] is True and r['action'] == 'cleanup'
+    assert r['changed'] is True and r['operation'] == 'cleanup'
     assert sorted(r['removed']) == sorted([paths.pid, paths.args])
     assert os.listdir(state) == []
 
@@ -316,6 +316,6 @@ def test_main_stale_pidfile_of_reused_pid_is_not_ours(bench, capsys):
     sv.write_pidfile(paths.pid, os.getpid(), sv.proc_stat(os.getpid())['start_time'] + 7)
     sv.write_json_atomic(paths.args, {'argv': [bench['binary']], 'supervisor': 'process'})
     r = run_main(dict(bench, name='u8'), capsys)
-    assert r['action'] == 'start' and r['pid'] != os.getpid()
+    assert r['operation'] == 'start' and r['pid'] != os.getpid()
     run_main(dict(name='u8', state='stopped', state_dir=state), capsys)
     assert os.listdir(state) == []
