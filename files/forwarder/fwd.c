@@ -683,7 +683,18 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 	__u32 ridx, tidx;
 	unsigned int n, ntx = 0, room;
 
-	n = xsk_ring_cons__peek(&in->rx, cfg.batch, &ridx);
+	n = cfg.batch;
+	if (out) {
+		/* Back-pressure: take no more than the TX ring can hold, so under overload
+		 * the kernel drops at the RX ring (counted as rx_ring_full) before it copies,
+		 * instead of us dropping frames we already paid for. */
+		room = xsk_prod_nb_free(&out->tx, cfg.batch);
+		if (room < n)
+			n = room;
+		if (!n)
+			return 0;
+	}
+	n = xsk_ring_cons__peek(&in->rx, n, &ridx);
 	if (!n)
 		return 0;
 	for (unsigned int i = 0; i < n; i++) {
@@ -800,9 +811,14 @@ static void *worker_main(void *arg)
 			}
 		} else {
 			/* Idle: sleep in poll() until the RX ring has data (100 ms cap so a
-			 * stop request is seen). */
+			 * stop request is seen).  With frames still waiting in a TX ring (the
+			 * peer pushed back), only yield: in copy mode poll() itself transmits. */
+			bool pending = false;
+
+			for (int pi = 0; pi < w->nports; pi++)
+				pending |= w->ports[pi].tx_outstanding > 0;
 			w->c.wakeups++;
-			poll(pfd, (nfds_t)w->nports, 100);
+			poll(pfd, (nfds_t)w->nports, pending ? 1 : 100);
 		}
 	}
 	/* Flush: give in-flight TX frames a moment to complete so counters are final. */
