@@ -22,7 +22,7 @@ description:
   - All arguments are validated before anything is touched; on bad input the module fails
     with a message saying what to fix and changes nothing.
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 requirements:
   - pyroute2 (the kbypass.xdp.toolchain role installs it in C(/opt/kbypass/venv); the module
     re-runs itself under that interpreter when the default one lacks it)
@@ -36,6 +36,7 @@ attributes:
   platform:
     support: full
     platforms: linux
+    description: Linux network namespaces and veth devices only.
 options:
   namespaces:
     description:
@@ -486,8 +487,8 @@ def plan(desired, current):
         for e, c in ((a, ca), (b, cb)):
             if c is not None and c['kind'] != 'veth':
                 errors.append('%s already exists as %s, not a veth; choose another name or '
-                              'remove that device first' % (where(e['netns'], e['name']),
-                                                             _kind_text(c)))
+                              'remove that device first'
+                              % (where(e['netns'], e['name']), _kind_text(c)))
                 bad = True
         if bad:
             continue

@@ -306,7 +306,7 @@ CHAIN = {
 
 
 def run_role(tmp_path, extra):
-    """Run the testbed role on localhost with ``extra`` vars; return (rc, stats, stdout)."""
+    """Run the testbed role on localhost with ``extra`` vars; return (rc, stats)."""
     play = tmp_path / 'play.yml'
     play.write_text('- name: testbed role\n  hosts: localhost\n  gather_facts: false\n'
                     '  roles:\n    - role: kbypass.xdp.testbed\n')
@@ -319,21 +319,21 @@ def run_role(tmp_path, extra):
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
                           timeout=300, check=False)
     out = json.loads(proc.stdout)
-    return proc.returncode, out['stats']['localhost'], out
+    return proc.returncode, out['stats']['localhost']
 
 
 def test_role_chain_idempotent_and_teardown(bed, tmp_path):
-    rc, stats, _ = run_role(tmp_path, CHAIN)
+    rc, stats = run_role(tmp_path, CHAIN)
     assert rc == 0 and stats['changed'] == 1 and stats['failures'] == 0, stats
     assert {'kbtn1', 'kbtn2', 'kbtn3'} <= set(netns_list())
     assert link('kbtn2', 'kbtnv2', details=True)['num_rx_queues'] == 2
     assert ping('kbtn3', '198.18.1.20') and ping('kbtn2', '2001:2::10')
-    rc, stats, _ = run_role(tmp_path, CHAIN)
+    rc, stats = run_role(tmp_path, CHAIN)
     assert rc == 0 and stats['changed'] == 0, stats
-    rc, stats, _ = run_role(tmp_path, dict(CHAIN, testbed_state='absent'))
+    rc, stats = run_role(tmp_path, dict(CHAIN, testbed_state='absent'))
     assert rc == 0 and stats['changed'] == 1, stats
     assert not {'kbtn1', 'kbtn2', 'kbtn3'} & set(netns_list())
-    rc, stats, _ = run_role(tmp_path, dict(CHAIN, testbed_state='absent'))
+    rc, stats = run_role(tmp_path, dict(CHAIN, testbed_state='absent'))
     assert rc == 0 and stats['changed'] == 0, stats
 
 
@@ -342,5 +342,5 @@ def test_role_ping_check_fails_on_a_broken_pair(bed, tmp_path):
     broken['testbed_links'] = broken['testbed_links'][:1]
     # the peer's IPv4 lives in another subnet: no route, the ping check must fail the play
     broken['testbed_links'][0]['peer']['addresses'] = ['198.19.0.20/24']
-    rc, stats, _ = run_role(tmp_path, broken)
+    rc, stats = run_role(tmp_path, broken)
     assert rc != 0 and stats['failures'] == 1, stats

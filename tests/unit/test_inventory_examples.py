@@ -66,8 +66,8 @@ def test_vm_example_builds_a_testbed_inside_the_vm():
         assert {'veth0', 'veth1'} <= names
         assert hv['bpf_programs_attach'][0]['ifname'] == 'veth0'
         # the topology is one the module accepts
-        _, errors = netns_veth.normalise({'namespaces': hv['testbed_namespaces'],
-                                          'links': hv['testbed_links']})
+        errors = netns_veth.normalise({'namespaces': hv['testbed_namespaces'],
+                                       'links': hv['testbed_links']})[1]
         assert errors == []
 
 

@@ -94,7 +94,7 @@ def test_normalise_errors(path, value, expect):
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    _, errors = m.normalise(a)
+    errors = m.normalise(a)[1]
     if expect is None:
         assert errors == []
     else:
@@ -104,31 +104,31 @@ def test_normalise_errors(path, value, expect):
 def test_same_name_same_namespace_rejected():
     a = copy.deepcopy(SEED)
     a['links'][0]['peer'].update(name='veth0', netns='ns1')
-    _, errors = m.normalise(a)
+    errors = m.normalise(a)[1]
     assert any('both ends are called' in e for e in errors)
 
 
 def test_duplicate_end_across_links_rejected():
     a = copy.deepcopy(SEED)
     a['links'].append({'name': 'veth0', 'netns': 'ns1', 'peer': {'name': 'x0'}})
-    _, errors = m.normalise(a)
+    errors = m.normalise(a)[1]
     assert any('declared by links[0] and links[1]' in e for e in errors)
 
 
 def test_namespace_absent_but_needed():
     a = copy.deepcopy(SEED)
     a['namespaces'] = ['ns1', {'name': 'ns2', 'state': 'absent'}]
-    _, errors = m.normalise(a)
+    errors = m.normalise(a)[1]
     assert errors == ["namespace 'ns2' is declared absent but veth1@ns2 still needs it; "
                       "drop the link or keep the namespace"]
     # the same in state=absent is fine: everything goes
-    _, errors = m.normalise(dict(a, state='absent'))
+    errors = m.normalise(dict(a, state='absent'))[1]
     assert errors == []
 
 
 @pytest.mark.parametrize('entry', [42, {'nom': 'x'}, {'name': 'x', 'state': 'gone'}, '-x'])
 def test_bad_namespace_entries(entry):
-    _, errors = m.normalise({'namespaces': [entry]})
+    errors = m.normalise({'namespaces': [entry]})[1]
     assert len(errors) == 1
 
 
@@ -161,7 +161,7 @@ def test_plan_ignores_link_local_and_unmanaged_attrs():
 def test_plan_one_address_change():
     a = copy.deepcopy(SEED)
     a['links'][0]['addresses'] = ['198.18.0.11/24', '2001:2::10/64']
-    actions, _ = m.plan(desired(a), seed_current())
+    actions = m.plan(desired(a), seed_current())[0]
     assert ops(actions) == ['remove 198.18.0.10/24 from veth0@ns1', 'add 198.18.0.11/24 to veth0@ns1']
 
 
@@ -170,7 +170,7 @@ def test_plan_omitted_addresses_left_alone_and_empty_list_clears():
     del a['links'][0]['addresses']
     assert m.plan(desired(a), seed_current()) == ([], [])
     a['links'][0]['addresses'] = []
-    actions, _ = m.plan(desired(a), seed_current())
+    actions = m.plan(desired(a), seed_current())[0]
     assert ops(actions) == ['remove 198.18.0.10/24 from veth0@ns1', 'remove 2001:2::10/64 from veth0@ns1']
 
 
@@ -179,7 +179,7 @@ def test_plan_lo_down_and_state_down():
     cur['lo_up']['ns2'] = False
     a = copy.deepcopy(SEED)
     a['links'][0]['peer']['state'] = 'down'
-    actions, _ = m.plan(desired(a), cur)
+    actions = m.plan(desired(a), cur)[0]
     assert ops(actions) == ['bring lo up in ns2', 'set veth1@ns2 down']
 
 
@@ -192,10 +192,10 @@ def test_plan_non_veth_is_an_error():
         'veth1@ns2 already exists as a bridge device, not a veth; choose another name or '
         'remove that device first']
     cur['links'][('ns2', 'veth1')] = veth(None, kind=None)
-    _, errors = m.plan(desired(), cur)
+    errors = m.plan(desired(), cur)[1]
     assert 'without a link kind' in errors[0]
     # recreate never deletes a non-veth
-    _, errors = m.plan(desired(recreate=True), cur)
+    errors = m.plan(desired(recreate=True), cur)[1]
     assert errors
 
 
@@ -232,14 +232,14 @@ def test_plan_namespace_absent_in_present_state():
     a['namespaces'] = ['ns1', 'ns2', {'name': 'ns9', 'state': 'absent'}]
     cur = seed_current()
     cur['namespaces'].append('ns9')
-    actions, _ = m.plan(desired(a), cur)
+    actions = m.plan(desired(a), cur)[0]
     assert ops(actions) == ['delete namespace ns9']
 
 
 # ------------------------------------------------------------------ predict / render
 def test_predict_from_scratch_converges():
     d = desired()
-    actions, _ = m.plan(d, EMPTY)
+    actions = m.plan(d, EMPTY)[0]
     after = m.predict(EMPTY, actions)
     assert m.plan(d, after) == ([], [])
     out = m.render(d, after)
@@ -250,7 +250,7 @@ def test_predict_from_scratch_converges():
 
 def test_predict_absent():
     d = desired(state='absent')
-    actions, _ = m.plan(d, seed_current())
+    actions = m.plan(d, seed_current())[0]
     after = m.predict(seed_current(), actions)
     out = m.render(d, after)
     assert out == {'namespaces': [], 'links': [{'present': False, 'netns': 'ns1', 'ifname': 'veth0',
