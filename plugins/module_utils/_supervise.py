@@ -309,8 +309,8 @@ def spawn_detached(argv, log_path, cwd='/', env=None):
     """
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     try:
-        os.write(fd, ('--- %s starting: %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-                                                   ' '.join(argv))).encode('utf-8'))
+        header = '--- %s starting: %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%S%z'), ' '.join(argv))
+        os.write(fd, header.encode('utf-8'))
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd,
                                 stderr=subprocess.STDOUT, cwd=cwd, env=env,
                                 close_fds=True, start_new_session=True)

@@ -27,7 +27,7 @@ description:
     C(running) (its sockets are bound). If the process dies first the task fails with the
     tail of its log and nothing is left running.
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 options:
   name:
     description:
@@ -618,9 +618,9 @@ class Forwarder(object):
                     pass
             sv.remove_files([self.paths.pid, self.paths.args, self.paths.stats])
             last = [ln for ln in tail.splitlines() if ln.strip() and not ln.startswith('--- ')]
+            detail = (': ' + last[-1]) if last else ''
             self.module.fail_json(
-                msg='forwarder %s %s%s' % (p['name'], why,
-                                            (': ' + last[-1]) if last else ''),
+                msg='forwarder %s %s%s' % (p['name'], why, detail),
                 log_tail=tail, log_path=self.paths.log, argv=argv)
         return pid, start, stats
 

@@ -254,7 +254,7 @@ def test_role_builds_once_runs_and_stops(bed, tmp_path):
         stats, out = _playbook(bed, tmp_path, 'started', inst)
         assert stats['failures'] == 0 and stats['changed'] > 0, json.dumps(out)[-3000:]
         assert os.access(os.path.join(bed['build'], 'role-bin', 'kbypass-fwd'), os.X_OK)
-        pid, _ = sv.read_pidfile(STATE + '/kbtm-role.pid')
+        pid = sv.read_pidfile(STATE + '/kbtm-role.pid')[0]
         assert pid and sv.is_alive(pid, exe_name='kbypass-fwd')
         res = _gen(bed, 50)
         assert res['received'] == 50, res
@@ -267,8 +267,8 @@ def test_role_builds_once_runs_and_stops(bed, tmp_path):
         # its runtime files
         extra = dict(inst[0], name='kbtm-orphan', queues=[0])
         run_module('afxdp_forwarder', {'name': 'kbtm-role', 'state': 'stopped', 'state_dir': STATE})
-        r = run_module('afxdp_forwarder', dict(extra, binary=bed['fwd'], state_dir=STATE,
-                                                supervisor='process'))
+        extra.update(binary=bed['fwd'], state_dir=STATE, supervisor='process')
+        r = run_module('afxdp_forwarder', extra)
         assert r['running'] is True, r
         stats, out = _playbook(bed, tmp_path, 'stopped', inst)
         assert stats['failures'] == 0 and stats['changed'] == 1, json.dumps(out)[-3000:]

@@ -260,4 +260,3 @@ def test_systemd_unit_start_failure_is_reported(tmp_path):
 def test_systemd_is_pid1(tmp_path):
     assert sv.systemd_is_pid1(str(tmp_path)) is True
     assert sv.systemd_is_pid1(str(tmp_path / 'nope')) is False
-
