@@ -50,8 +50,8 @@ CLK_TCK = os.sysconf('SC_CLK_TCK')
 def sh(cmd, check=True, timeout=120):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
-        raise RuntimeError('%s failed (rc=%d): %s%s' % (' '.join(cmd), proc.returncode,
-                                                       proc.stdout, proc.stderr))
+        raise RuntimeError('%s failed (rc=%d): %s%s'
+                           % (' '.join(cmd), proc.returncode, proc.stdout, proc.stderr))
     return proc
 
 
@@ -247,7 +247,7 @@ def table(rows):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     ap.add_argument('--duration', type=float, default=5.0, help='seconds per max-rate run')
     ap.add_argument('--size', type=int, default=64, help='frame size without FCS')
     ap.add_argument('--gen-cpu', type=int, default=0)

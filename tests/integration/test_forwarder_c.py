@@ -77,9 +77,10 @@ class Bed:
         self.namespaces.append(name)
         nsrun(name, ['ip', 'link', 'set', 'lo', 'up'])
 
-    def veth(self, a, ns_a, b, ns_b):
-        run(['ip', 'link', 'add', a, 'netns', ns_a, 'type', 'veth', 'peer', 'name', b,
-             'netns', ns_b])
+    def veth(self, a, ns_a, b, ns_b, queues=1):
+        q = ['numtxqueues', str(queues), 'numrxqueues', str(queues)]
+        run(['ip', 'link', 'add', a, 'netns', ns_a] + q
+            + ['type', 'veth', 'peer', 'name', b, 'netns', ns_b] + q)
         nsrun(ns_a, ['ip', 'link', 'set', a, 'up'])
         nsrun(ns_b, ['ip', 'link', 'set', b, 'up'])
 
@@ -243,9 +244,9 @@ def test_kernel_mode_reinjects_into_local_socket(pair):
     pair.gen('--netns', 'kbtf2', '--dst', '198.18.40.1', '--count', '150', '--rate', '5000')
     pair.gen('--netns', 'kbtf2', '--dst', '2001:2:40::1', '--count', '50', '--rate', '5000')
     time.sleep(0.3)
-    rc, _, err = pair.stop(fwd)
+    rc, err = pair.stop(fwd)[0::2]
     assert rc == 0, err
-    rc, out, _ = pair.stop(server)
+    rc, out = pair.stop(server)[:2]
     assert rc == 0
     got = json.loads(out)
     st = read_stats(pair.stats)
@@ -284,7 +285,7 @@ def test_l2fwd_chain_only_while_forwarder_runs(bed):
                              '--netns', 'kbtf1', '--pin-dir', pin_a, '--pin-dir2', pin_c],
                             stats)
         during = bed.gen(*args)
-        rc, _, err = bed.stop(fwd)
+        rc, err = bed.stop(fwd)[0::2]
         assert rc == 0, err
         st = read_stats(stats)
     finally:
@@ -327,7 +328,7 @@ def test_arp_ping_tcp_and_other_udp_keep_working(pair):
                  '--rate', '2000', '--replies')
     assert g['received'] == 50
     pair.stop(udp)
-    rc, _, _ = pair.stop(fwd)
+    rc = pair.stop(fwd)[0]
     assert rc == 0
     assert read_stats(pair.stats)['rx_packets'] == 0  # none of that went to user space
 
@@ -337,7 +338,7 @@ def test_restart_binds_same_queue_immediately(pair):
     by starting a second forwarder on the same queue right after the first exits."""
     args = ['--iface', 'kbtfv1', '--netns', 'kbtf1', '--mode', 'echo', '--pin-dir', pair.pin]
     fwd = pair.start_fwd(args, pair.stats)
-    rc, _, err = pair.stop(fwd)
+    rc, err = pair.stop(fwd)[0::2]
     assert rc == 0, err
     # while no forwarder runs, steered packets fall back to the kernel (redirect_missed)
     missed0 = pair.steer_counter(pair.pin, 3)
@@ -350,7 +351,7 @@ def test_restart_binds_same_queue_immediately(pair):
     g = pair.gen('--netns', 'kbtf2', '--dst', '198.18.40.1', '--count', '100', '--rate', '2000',
                  '--replies')
     assert g['received'] == 100
-    rc, _, err = pair.stop(fwd2)
+    rc, err = pair.stop(fwd2)[0::2]
     assert rc == 0 and 'busy' not in err
 
 
@@ -366,7 +367,7 @@ def test_overload_drops_are_counted_not_lost(pair):
                  '--engine', 'afxdp', '--count', '200000', '--duration', '2')
     assert g['sent'] > 10000
     time.sleep(0.3)
-    rc, _, err = pair.stop(fwd)
+    rc, err = pair.stop(fwd)[0::2]
     assert rc == 0, err
     st = read_stats(pair.stats)
     xs = st['xdp_stats']
@@ -375,6 +376,35 @@ def test_overload_drops_are_counted_not_lost(pair):
     assert redirected == st['rx_packets'] + xs['rx_dropped'] + xs['rx_ring_full'], \
         (redirected, st)
     assert redirected == g['sent']
+
+
+def test_two_queues_two_threads_busy_poll(bed):
+    """One socket and one pinned thread per queue; flows spread over both RX queues."""
+    for ns in ('kbtf1', 'kbtf2'):
+        assert not os.path.exists('/run/netns/' + ns)
+        bed.netns(ns)
+    bed.veth('kbtfv1', 'kbtf1', 'kbtfv2', 'kbtf2', queues=2)
+    bed.addr('kbtf1', 'kbtfv1', '198.18.40.1/24')
+    bed.addr('kbtf2', 'kbtfv2', '198.18.40.2/24')
+    pin = bed.steer('kbtf1', 'kbtfv1', [PORT])
+    stats = os.path.join(tempfile.mkdtemp(prefix='kbtf-'), 's.json')
+    try:
+        fwd = bed.start_fwd(['--iface', 'kbtfv1', '--netns', 'kbtf1', '--mode', 'echo',
+                             '--pin-dir', pin, '--queues', '0,1', '--cpus', '0,1',
+                             '--busy-poll', '--busy-poll-usec', '10'], stats)
+        threads = os.listdir('/proc/%d/task' % fwd.pid)
+        assert len(threads) == 3  # main (stats) + one worker per queue
+        got = sum(bed.gen('--netns', 'kbtf2', '--dst', '198.18.40.1', '--sport', str(sp),
+                          '--count', '100', '--rate', '5000', '--replies')['received']
+                  for sp in range(40000, 40008))
+        rc, err = bed.stop(fwd)[0::2]
+        assert rc == 0, err
+        st = read_stats(stats)
+    finally:
+        shutil.rmtree(os.path.dirname(stats), ignore_errors=True)
+    assert got == 800
+    assert st['queues'] == [0, 1] and st['cpus'] == [0, 1] and st['busy_poll'] is True
+    assert st['rx_packets'] == st['tx_packets'] == 800
 
 
 @pytest.mark.parametrize('args, message', [
