@@ -313,7 +313,7 @@ def summary_lines(host, data, verdict):
     fwd = data.get('forwarder') or {}
     lines.append('%s: %s — program %s id %s (%s), forwarder %s/%s' % (
         host, 'PASS' if verdict['ok'] else 'FAIL', prog.get('name', '?'), prog.get('id', '?'),
-        prog.get('mode', '?'), verdict.get('mode'), fwd.get('bind_mode', '?')))
+        prog.get('mode', '?'), verdict.get('mode'), fwd.get('bind_mode') or '?'))
     for burst in verdict['matching']:
         gen = burst.get('generator') or {}
         steer = burst.get('steer') or {}
@@ -321,13 +321,14 @@ def summary_lines(host, data, verdict):
         rtt = gen.get('rtt_us') or {}
         lines.append('%s: sent %s, redirected %s, fwd rx/tx %s/%s, replies %s, %s pps, '
                      'rtt p50 %s us' % (
-                         burst['label'], gen.get('sent'), steer.get('redirected'),
-                         fwdd.get('rx'), fwdd.get('tx'), gen.get('received'),
+                         burst['label'], _fmt(gen.get('sent')), _fmt(steer.get('redirected')),
+                         _fmt(fwdd.get('rx')), _fmt(fwdd.get('tx')), _fmt(gen.get('received')),
                          _fmt(gen.get('tx_pps')), _fmt(rtt.get('p50'))))
     nm = verdict.get('nonmatching')
     if nm:
         lines.append('non-matching: XDP passed +%s, forwarder rx +%s' % (
-            (nm.get('steer') or {}).get('passed'), (nm.get('forwarder') or {}).get('rx')))
+            _fmt((nm.get('steer') or {}).get('passed')),
+            _fmt((nm.get('forwarder') or {}).get('rx'))))
     if verdict['failures']:
         lines.append('first disagreement: %s' % verdict['failures'][0])
     return lines
