@@ -116,19 +116,19 @@ def bpffs_error(pin_dir):
 def obj_get(path):
     """fd of a pinned object (program or map)."""
     p = ctypes.create_string_buffer(os.fsencode(path))
-    fd, _ = _bpf(BPF_OBJ_GET, struct.pack('=QII', _addr(p), 0, 0), 'open pin %s' % path)
+    fd = _bpf(BPF_OBJ_GET, struct.pack('=QII', _addr(p), 0, 0), 'open pin %s' % path)[0]
     return fd
 
 
 def prog_fd_by_id(prog_id):
-    fd, _ = _bpf(BPF_PROG_GET_FD_BY_ID, struct.pack('=III', prog_id, 0, 0),
-                 'open program id %d' % prog_id)
+    fd = _bpf(BPF_PROG_GET_FD_BY_ID, struct.pack('=III', prog_id, 0, 0),
+              'open program id %d' % prog_id)[0]
     return fd
 
 
 def map_fd_by_id(map_id):
-    fd, _ = _bpf(BPF_MAP_GET_FD_BY_ID, struct.pack('=III', map_id, 0, 0),
-                 'open map id %d' % map_id)
+    fd = _bpf(BPF_MAP_GET_FD_BY_ID, struct.pack('=III', map_id, 0, 0),
+              'open map id %d' % map_id)[0]
     return fd
 
 
@@ -269,9 +269,9 @@ def _array_values(fd, max_entries, value_size):
     values = ctypes.create_string_buffer(value_size * max_entries)
     out_batch = ctypes.create_string_buffer(4)
     try:
-        _, attr = _bpf(BPF_MAP_LOOKUP_BATCH,
-                       struct.pack('=QQQQIIQQ', 0, _addr(out_batch), _addr(keys), _addr(values),
-                                   max_entries, fd, 0, 0), 'map lookup batch')
+        attr = _bpf(BPF_MAP_LOOKUP_BATCH,
+                    struct.pack('=QQQQIIQQ', 0, _addr(out_batch), _addr(keys), _addr(values),
+                                max_entries, fd, 0, 0), 'map lookup batch')[1]
         count = struct.unpack_from('=I', attr.raw, 32)[0]
         if count == max_entries:
             return values.raw

@@ -27,7 +27,7 @@ description:
     I(program)) and removes the pins; somebody else's program is left alone unless
     I(force=true).
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 requirements:
   - pyroute2 >= 0.9 on the target (the kbypass.xdp.toolchain role installs it)
   - bpftool (libbpf) on the target, for loading
@@ -312,8 +312,9 @@ def plan_present(current, desired):
         plan['ports'] = True
     elif sorted(set(current.get('ports') or [])) != sorted(set(desired['ports'])):
         plan['ports'] = True
-        plan['reasons'].append('ports %s -> %s' % (sorted(set(current.get('ports') or [])),
-                                                    sorted(set(desired['ports']))))
+        plan['reasons'].append('ports %s -> %s'
+                               % (sorted(set(current.get('ports') or [])),
+                                  sorted(set(desired['ports']))))
     plan['changed'] = plan['action'] != 'none' or plan['ports']
     return plan
 
@@ -343,8 +344,8 @@ def plan_absent(current, name, force):
 def _view(attached, ports=None):
     out = {'program': None, 'mode': None}
     if attached:
-        out = {'program': '%s (id %s, tag %s)' % (attached.get('name'), attached.get('id'),
-                                                 attached.get('tag')),
+        out = {'program': '%s (id %s, tag %s)'
+                          % (attached.get('name'), attached.get('id'), attached.get('tag')),
                'mode': attached.get('mode')}
     if ports is not None:
         out['ports'] = ports

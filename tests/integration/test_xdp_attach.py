@@ -130,7 +130,7 @@ fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.settimeout(0.5)
-want, n, end = int(sys.argv[3]), 0, time.time() + 10
+want, n, end = int(sys.argv[3]), 0, time.time() + float(sys.argv[4])
 print('ready', flush=True)
 while n < want and time.time() < end:
     try:
@@ -150,15 +150,16 @@ for i in range(int(sys.argv[3])):
 '''
 
 
-def udp_burst(dst, port, count=N):
+def udp_burst(dst, port, count=N, wait=10.0):
     """Send ``count`` datagrams from kbtb2 to ``dst``:``port`` in kbtb1; return how many a
-    kernel UDP socket in kbtb1 received."""
+    kernel UDP socket in kbtb1 received (waiting at most ``wait`` seconds)."""
     recv = subprocess.Popen(['ip', 'netns', 'exec', NS1, sys.executable, '-c', _RECV, dst,
-                             str(port), str(count)], stdout=subprocess.PIPE, text=True)
+                             str(port), str(count), str(wait)], stdout=subprocess.PIPE,
+                            text=True)
     try:
         assert recv.stdout.readline().strip() == 'ready'
         sh([sys.executable, '-c', _SEND, dst, str(port), str(count)], netns=NS2, timeout=30)
-        out, _ = recv.communicate(timeout=20)
+        out = recv.communicate(timeout=20)[0]
         return int(out.strip())
     finally:
         if recv.poll() is None:
@@ -474,7 +475,12 @@ def test_role_builds_only_on_change(clean, objs, tmp_path):
                                '-c', 'local', '-e',
                                'ansible_python_interpreter=%s' % sys.executable, str(pb)]
                               + list(extra), cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=300, check=False)
+
+    p = play('--check')  # nothing built yet: check mode predicts, changes nothing
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert not (dest / 'xdp_steer.o').exists() and not src.exists()
+    assert xdp_state()['prog_id'] is None and not os.path.exists(PIN)
 
     p = play()
     assert p.returncode == 0, p.stdout + p.stderr
@@ -494,3 +500,47 @@ def test_role_builds_only_on_change(clean, objs, tmp_path):
     p = play('-e', 'bpf_programs_state=absent')
     assert p.returncode == 0, p.stdout
     assert xdp_state()['prog_id'] is None and not os.path.exists(PIN)
+
+
+@pytest.mark.skipif(not os.access('/usr/local/bin/kbypass-fwd', os.X_OK),
+                    reason='kbypass-fwd not installed (files/forwarder, forwarder role)')
+def test_redirect_into_socket_and_reattach_keeps_it(clean, objs, tmp_path):
+    """With an AF_XDP socket bound (kbypass-fwd rxdrop), matched packets are redirected
+    and never reach the kernel socket; re-running the module (no change) and replacing
+    the program with another tag keep the socket registered (same pinned xsks_map)."""
+    r = attach(objs['steer'], mode='native')
+    assert not r.get('failed'), r
+    sh(['ping', '-c', '1', '-W', '2', A1], netns=NS2, timeout=10)
+    stats = tmp_path / 'fwd.json'
+    fwd = subprocess.Popen(['/usr/local/bin/kbypass-fwd', '--iface', V0, '--netns', NS1,
+                            '--pin-dir', PIN, '--mode', 'rxdrop', '--duration', '60',
+                            '--interval', '0.2', '--stats-file', str(stats), '--quiet'],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 10
+        while not stats.exists() and time.time() < deadline and fwd.poll() is None:
+            time.sleep(0.1)
+        assert fwd.poll() is None, fwd.stderr.read()
+        before = _bpf.read_steer_stats(PIN)
+        assert udp_burst(A1, 4242, wait=2) == 0  # user space took them all
+        d = delta(before)
+        assert d['matched']['packets'] == N and d['redirected']['packets'] == N
+        assert d['redirect_missed']['packets'] == 0
+
+        assert not attach(objs['steer'], mode='native')['changed']
+        r = attach(objs['variant'], mode='native')
+        assert r['changed'] and r['plan']['action'] == 'replace', r
+        before = _bpf.read_steer_stats(PIN)
+        assert udp_burst(A1, 4242, wait=2) == 0
+        assert delta(before)['redirected']['packets'] == N
+    finally:
+        fwd.terminate()
+        try:
+            fwd.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            fwd.kill()
+            fwd.wait()
+    # socket gone: matched packets fall back to the kernel again
+    before = _bpf.read_steer_stats(PIN)
+    assert udp_burst(A1, 4242) == N
+    assert delta(before)['redirect_missed']['packets'] == N

@@ -28,16 +28,18 @@ def attached(mode='native', pid=10, tag='aa', name='xdp_steer', map_ids=(1, 2, 3
             'progs': {mode: pid}}
 
 
-def current(att=None, pinned_id=10, maps=MAPS, ports=(4242,)):
+def current(att=None, pinned_id=10, maps='default', ports=(4242,)):
+    maps = MAPS if maps == 'default' else maps
     return {'attached': att,
             'pinned_prog': {'id': pinned_id, 'tag': 'aa', 'name': 'xdp_steer'} if pinned_id else None,
             'pinned_maps': dict(maps) if maps else dict((k, None) for k in MAPS),
             'ports': list(ports) if ports is not None else None}
 
 
-def desired(mode='native', tag='aa', ports=(4242,), force=False, maps=FRESH):
+def desired(mode='native', tag='aa', ports=(4242,), force=False, maps=None):
+    maps = FRESH if maps is None else maps
     return {'tag': tag, 'name': 'xdp_steer', 'mode': mode, 'ports': list(ports),
-            'maps': maps, 'force': force}
+            'maps': dict(maps), 'force': force}
 
 
 # ------------------------------------------------------------------ plan_present
