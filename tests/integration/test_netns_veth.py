@@ -107,7 +107,12 @@ def test_create_check_diff_idempotent_ping(bed):
     assert res['diff']['before']['links']['kbtnv1@kbtn2'] == {'present': False}
     assert res['diff']['after']['links']['kbtnv1@kbtn2']['state'] == 'up'
 
-    # v4 and v6 work immediately (IPv6 added without DAD), both directions
+    # IPv6 test addresses were added with IFA_F_NODAD: never tentative
+    for ns, dev in (('kbtn1', 'kbtnv0'), ('kbtn2', 'kbtnv1')):
+        v6 = [a for a in ipj(['addr', 'show', 'dev', dev], netns=ns)[0]['addr_info']
+              if a['local'].startswith('2001:2::')]
+        assert v6 and all(a.get('nodad') and not a.get('tentative') for a in v6), v6
+    # v4 and v6 work immediately, both directions
     assert ping('kbtn1', '198.18.0.20') and ping('kbtn2', '198.18.0.10')
     assert ping('kbtn1', '2001:2::20') and ping('kbtn2', '2001:2::10')
 
