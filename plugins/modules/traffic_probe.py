@@ -72,7 +72,7 @@ options:
     type: int
     default: 10000
   size:
-    description: UDP payload size handed to the generator.
+    description: Frame length (Ethernet, without FCS) handed to the generator's C(--size).
     type: int
     default: 64
   reply_timeout_ms:
