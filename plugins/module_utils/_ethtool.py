@@ -107,7 +107,7 @@ def parse_kv(text):
     for line in text.splitlines():
         if ':' not in line:
             continue
-        key, _, val = line.partition(':')
+        key, dummy, val = line.partition(':')
         key = key.strip()
         if not key:
             continue
@@ -144,7 +144,7 @@ def _two_blocks(text, keys):
             continue
         if target is None or ':' not in s:
             continue
-        label, _, val = s.partition(':')
+        label, dummy, val = s.partition(':')
         label = label.strip()
         if label in label_to_key:
             target[label_to_key[label]] = _value(val)
@@ -155,7 +155,7 @@ def _two_blocks(text, keys):
 
 def parse_channels(text):
     """``ethtool -l`` -> {'max': {rx, tx, other, combined}, 'current': {...}} (n/a -> None)."""
-    maximum, current, _ = _two_blocks(text, CHANNEL_KEYS)
+    maximum, current, dummy = _two_blocks(text, CHANNEL_KEYS)
     return {'max': maximum, 'current': current}
 
 
@@ -178,7 +178,7 @@ def parse_coalesce(text):
             continue
         if ':' not in s or s.startswith('Coalesce parameters'):
             continue
-        key, _, val = s.partition(':')
+        key, dummy, val = s.partition(':')
         out[key.strip()] = _value(val)
     return out
 

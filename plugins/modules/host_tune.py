@@ -26,7 +26,7 @@ description:
     namespaces) - so set them without O(netns). Per-namespace sysctls (C(net.ipv4.*),
     C(net.core.somaxconn)...) work with O(netns).
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 options:
   state:
     description: V(present) applies, V(restored) puts back what was saved.

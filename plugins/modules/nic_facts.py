@@ -22,7 +22,7 @@ description:
     not support (veth has no rings or coalesce) are reported as null with the reason in
     C(unsupported).
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 requirements:
   - ethtool and iproute2 on the target
 options:
@@ -100,7 +100,7 @@ interfaces:
     driver_version: {description: Driver version., type: str, returned: when exists}
     firmware_version: {description: Firmware version or null., type: str, returned: when exists}
     bus_info: {description: Bus address or null., type: str, returned: when exists}
-    numa_node: {description: NUMA node of the device, null for virtual ones., type: int, returned: when exists}
+    numa_node: {description: 'NUMA node of the device; null for virtual ones.', type: int, returned: when exists}
     speed_mbps: {description: Link speed or null., type: int, returned: when exists}
     features: {description: "Feature name to {active, fixed, requested}.", type: dict, returned: when exists}
     features_fixed: {description: Names of fixed features., type: list, returned: when exists}
@@ -204,8 +204,8 @@ def gather(module, name, netns, interrupts, stats_mode, stats_filter):
     base = '/sys/class/net/%s/' % name
     res = fs_op(module, netns, read=[base + a for a in SYSFS_ATTRS], dev=name)
     if not res['dev']['exists']:
-        entry['error'] = 'interface %s does not exist%s' % (name, ' in netns %s' % netns
-                                                          if netns else '')
+        where = ' in netns %s' % netns if netns else ''
+        entry['error'] = 'interface %s does not exist%s' % (name, where)
         return entry
     entry['exists'] = True
     eth = Ethtool(module, name, netns)

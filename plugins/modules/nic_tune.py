@@ -26,7 +26,7 @@ description:
     n/a, missing sysfs attributes, no interrupts on a virtual device) are skipped with a
     warning, or make the module fail before changing anything when O(strict=true).
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 requirements:
   - ethtool and iproute2 (C(ip netns exec)) on the target
 options:

@@ -24,7 +24,7 @@ description:
     is reported; whether sockets receive traffic shows in the C(redirected) counter.
   - Read-only.
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 requirements:
   - bpftool and iproute2 on the target; bpffs mounted at /sys/fs/bpf for the counters
 options:
@@ -86,7 +86,7 @@ interfaces:
     exists: {description: Whether the interface was found., type: bool, returned: always}
     ifindex: {description: Interface index in its namespace., type: int, returned: when exists}
     attached: {description: Whether any XDP program is attached., type: bool, returned: when exists}
-    mode: {description: Attach mode of the first program (driver, generic, offload)., type: str, returned: when exists}
+    mode: {description: 'Attach mode of the first program: driver, generic or offload.', type: str, returned: when exists}
     programs:
       description: Attached programs with their maps.
       type: list
@@ -140,8 +140,8 @@ def normalize_interfaces(items, default_netns=None):
     for i, item in enumerate(items or []):
         if isinstance(item, str):
             item = {'name': item}
-        if not isinstance(item, dict) or 'name' not in item or set(item) - {'name', 'netns',
-                                                                             'pin_dir'}:
+        allowed = {'name', 'netns', 'pin_dir'}
+        if not isinstance(item, dict) or 'name' not in item or set(item) - allowed:
             raise ValueError('interfaces[%d] must be a name or a dict with name and optional '
                              'netns and pin_dir, got %r' % (i, item))
         entry = {'name': item['name'], 'netns': item.get('netns') or default_netns}

@@ -39,23 +39,23 @@ def test_name_matching_does_not_confuse_eth1_with_eth10():
 
 
 def test_virtio_without_msi_uses_device_name():
-    ints, _ = _load('virtio_net')
+    ints, dummy = _load('virtio_net')
     found = _irq.discover_irqs(ints, 'eth0', msi_irqs=None, device_name='virtio2')
     assert [i['name'] for i in found] == ['virtio2-config', 'virtio2-input.0', 'virtio2-output.0']
 
 
 def test_veth_has_no_irqs():
-    ints, _ = _load('virtio_net')
+    ints, dummy = _load('virtio_net')
     assert _irq.discover_irqs(ints, 'veth0', msi_irqs=[], bus_info=None, device_name=None) == []
 
 
 def test_parse_proc_interrupts_fields():
-    ints, _ = _load('mlx5')
+    ints, dummy = _load('mlx5')
     first = ints[1]
     assert first['irq'] == 99 and first['counts'] == [10321, 0, 0, 0]
     assert first['name'] == 'mlx5_comp0@pci:0000:3b:00.0'
     assert first['chip'].startswith('IR-PCI-MSIX')
-    ints2, _ = _load('virtio_net')
+    ints2, dummy = _load('virtio_net')
     assert all(isinstance(i['irq'], int) for i in ints2)  # NMI/LOC rows dropped
     assert len(ints2) == 19
 
@@ -95,7 +95,7 @@ def test_plan_affinity_spread_and_all():
 def test_plan_affinity_keeps_rx_tx_of_a_queue_together():
     ints, meta = _load('virtio_net')
     irqs = _irq.discover_irqs(ints, 'eth0', meta['msi_irqs'], device_name='virtio2')
-    desired, _ = _irq.plan_affinity(irqs, [0, 1], 'spread')
+    desired, dummy = _irq.plan_affinity(irqs, [0, 1], 'spread')
     assert desired == {38: [0], 39: [0]}
 
 
