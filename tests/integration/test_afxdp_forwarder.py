@@ -202,6 +202,23 @@ def test_echo_n_datagrams_through_user_space(bed, fwd):
     assert after['redirected']['packets'] - before['redirected']['packets'] == N
 
 
+def test_rxdrop_counts_and_replies_nothing(bed, fwd):
+    r = run_module('afxdp_forwarder', dict(fwd, mode='rxdrop'))
+    assert r['running'] is True and '--mode' in r['argv'], r
+    p = subprocess.run([bed['gen'], '--dst', A1, '--netns', NS2, '--dport', str(PORT),
+                        '--count', '100', '--rate', '5000', '--json'],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0 and json.loads(p.stdout.strip().splitlines()[-1])['sent'] == 100
+    time.sleep(0.6)
+    r = run_module('afxdp_forwarder', dict(fwd, mode='rxdrop'))
+    assert r['changed'] is False
+    assert r['stats']['mode'] == 'rxdrop'
+    assert r['stats']['rx_packets'] == 100 and r['stats']['tx_packets'] == 0, r['stats']
+    # back to echo: a different configuration restarts it
+    r2 = run_module('afxdp_forwarder', fwd)
+    assert r2['changed'] is True and r2['operation'] == 'restart' and r2['pid'] != r['pid']
+
+
 @pytest.mark.parametrize('kw,needle', [
     ({'interface': V2}, 'no xsks_map pinned at /sys/fs/bpf/kbypass/kbtm1/kbtmv2: attach the '
                         'steering program first (kbypass.xdp.xdp_attach)'),
