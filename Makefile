@@ -28,7 +28,7 @@ help:
 # --- set-up -----------------------------------------------------------------------
 $(STAMP): requirements.txt
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  need=""; for p in python3-venv python3-pip git make rsync; do \
+	  need=""; for p in python3-venv python3-pip git make rsync shellcheck; do \
 	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
 	  if [ -n "$$need" ]; then apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi; fi

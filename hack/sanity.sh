@@ -33,6 +33,7 @@ fi
 
 # 2. The git-visible tree in a temporary collection root.
 tmp="$(mktemp -d /tmp/kbypass-sanity.XXXXXX)"
+# shellcheck disable=SC2317  # invoked through trap
 cleanup() { if [[ "${KEEP_SANITY_TMP:-0}" != 1 ]]; then rm -rf "${tmp}"; else echo "kept ${tmp}"; fi; }
 trap cleanup EXIT
 coll="${tmp}/ansible_collections/kbypass/xdp"

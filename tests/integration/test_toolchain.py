@@ -194,3 +194,49 @@ def test_role_mounts_bpffs_without_fstab_in_a_private_mount_namespace(kbtq_dir):
     # and the host's own bpffs is still there
     with open('/proc/mounts') as handle:
         assert any(line.split()[1:3] == ['/sys/fs/bpf', 'bpf'] for line in handle)
+
+
+SYSTEM_PYTHON = '/usr/bin/python3'
+DEPS_VENV = '/opt/kbypass/venv'  # the path module_utils/_deps.py probes (docs/contracts.md)
+
+
+def run_under(interpreter, module, args, check=True):
+    cmd = [os.path.join(BIN, 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
+           '-e', 'ansible_python_interpreter=%s' % interpreter,
+           '-m', 'kbypass.xdp.%s' % module, '-a', json.dumps(args)]
+    if check:
+        cmd.append('--check')
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=300, check=False)
+    try:
+        return json.loads(proc.stdout)['plays'][0]['tasks'][0]['hosts']['localhost']
+    except (ValueError, KeyError, IndexError) as exc:
+        raise AssertionError('rc=%s\n%s\n%s' % (proc.returncode, proc.stdout, proc.stderr)) from exc
+
+
+def test_role_venv_lets_modules_respawn_from_a_python_without_pyroute2(kbtq_dir):
+    """What a remote target sees: its interpreter lacks pyroute2, the role's venv has it."""
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        pytest.skip('no %s' % SYSTEM_PYTHON)
+    if subprocess.run([SYSTEM_PYTHON, '-c', 'import pyroute2'], capture_output=True,
+                      check=False).returncode == 0:
+        pytest.skip('%s already imports pyroute2' % SYSTEM_PYTHON)
+    if os.path.exists(DEPS_VENV):
+        pytest.skip('%s exists already (a real install); not touching it' % DEPS_VENV)
+    # check mode: would create the namespace, creates nothing
+    args = {'namespaces': ['kbtq-respawn'], 'links': []}
+    try:
+        res = run_under(SYSTEM_PYTHON, 'netns_veth', args)
+        assert res.get('failed') and 'pyroute2' in res['msg'] and 'toolchain' in res['msg']
+
+        stats, tasks = run_role(kbtq_dir, {'toolchain_venv_force': True})
+        assert stats['failures'] == 0, tasks
+        res = run_under(SYSTEM_PYTHON, 'netns_veth', args)
+        assert not res.get('failed'), res.get('msg')
+        assert res['changed'] is True
+        assert not os.path.exists('/run/netns/kbtq-respawn')
+    finally:
+        run_role(kbtq_dir, {'toolchain_state': 'absent'})
+        shutil.rmtree(DEPS_VENV, ignore_errors=True)
+        if os.path.isdir('/opt/kbypass') and not os.listdir('/opt/kbypass'):
+            os.rmdir('/opt/kbypass')
