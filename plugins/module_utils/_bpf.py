@@ -22,6 +22,7 @@ import errno
 import os
 import platform
 import struct
+import time
 
 # --- constants (linux/bpf.h) ---------------------------------------------------------
 BPF_MAP_LOOKUP_ELEM = 1
@@ -228,6 +229,41 @@ def remove_pins(pin_dir, stop_at=None):
             break
         removed.append(cur)
         cur = os.path.dirname(cur)
+    return removed
+
+
+def remove_tree(path):
+    """Unlink every pin below ``path`` and the directories (bpffs has no rmtree)."""
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            os.unlink(os.path.join(root, name))
+        for name in dirs:
+            os.rmdir(os.path.join(root, name))
+    os.rmdir(path)
+
+
+STAGING_PREFIX = 'staging_'
+
+
+def sweep_staging(parent, max_age=600.0, now=None):
+    """Remove staging directories that a killed run left in ``parent`` (older than
+    ``max_age`` seconds), so their programs and maps are freed. Returns what was removed."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(parent, name)
+        if not name.startswith(STAGING_PREFIX) or not os.path.isdir(path):
+            continue
+        try:
+            if now - os.stat(path).st_mtime > max_age:
+                remove_tree(path)
+                removed.append(path)
+        except OSError:
+            pass  # a concurrent run cleaned it up
     return removed
 
 

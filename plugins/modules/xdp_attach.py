@@ -395,12 +395,7 @@ class Runner(object):
 
     def cleanup(self):
         if self.staging and os.path.isdir(self.staging):
-            for root, dirs, files in os.walk(self.staging, topdown=False):
-                for f in files:
-                    os.unlink(os.path.join(root, f))
-                for d in dirs:
-                    os.rmdir(os.path.join(root, d))
-            os.rmdir(self.staging)
+            _bpf.remove_tree(self.staging)
         self.staging = None
 
     # loading
@@ -451,8 +446,11 @@ class Runner(object):
             self.fail(err)
         try:
             os.makedirs(parent, exist_ok=True)
+            swept = _bpf.sweep_staging(parent)
+            if swept:
+                self.result['swept'] = swept
             # bpffs refuses names with a dot: no hidden names, no interface names here
-            self.staging = os.path.join(parent, 'staging_%s' % uuid.uuid4().hex[:12])
+            self.staging = os.path.join(parent, _bpf.STAGING_PREFIX + uuid.uuid4().hex[:12])
             os.mkdir(self.staging)
         except OSError as e:
             self.fail('cannot create a staging directory on bpffs next to %s: %s'

@@ -149,3 +149,20 @@ def test_switch_mode_puts_old_program_back_when_attach_fails():
         pass
     assert ipr.calls[0] == {'IFLA_XDP_FD': -1, 'IFLA_XDP_FLAGS': 4 | 16, 'IFLA_XDP_EXPECTED_FD': 12}
     assert ipr.calls[-1] == {'IFLA_XDP_FD': 12, 'IFLA_XDP_FLAGS': 4 | 1}
+
+
+def test_sweep_staging_removes_only_old_staging_dirs(tmp_path):
+    old = tmp_path / 'staging_old'
+    (old / 'progs').mkdir(parents=True)
+    (old / 'progs' / 'xdp_steer').write_text('')
+    (old / 'xsks_map').write_text('')
+    new = tmp_path / 'staging_new'
+    new.mkdir()
+    other = tmp_path / 'veth0'
+    other.mkdir()
+    os.utime(str(old), (1000, 1000))
+    os.utime(str(other), (1000, 1000))
+    removed = _bpf.sweep_staging(str(tmp_path), max_age=600, now=5000)
+    assert removed == [str(old)]
+    assert not old.exists() and new.exists() and other.exists()
+    assert _bpf.sweep_staging(str(tmp_path / 'missing')) == []
