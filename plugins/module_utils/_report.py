@@ -177,8 +177,8 @@ def check_nonmatching(probes, steer, fwd):
     for neigh in (probes.get('neighbour') or []):
         if not neigh.get('resolved'):
             failures.append('neighbour %s on the peer did not resolve after a flush (state %s): '
-                            'ARP/ND is not reaching the kernel' % (neigh.get('address'),
-                                                                  neigh.get('state')))
+                            'ARP/ND is not reaching the kernel'
+                            % (neigh.get('address'), neigh.get('state')))
     return failures
 
 
@@ -365,8 +365,8 @@ def render_markdown(host, data, verdict, plot_name=None):
     out.append('')
     out.append('| item | value |')
     out.append('|---|---|')
-    out.append('| program | %s (id %s, tag %s) |' % (prog.get('name', '—'), prog.get('id', '—'),
-                                                   prog.get('tag', '—')))
+    out.append('| program | %s (id %s, tag %s) |'
+               % (prog.get('name', '—'), prog.get('id', '—'), prog.get('tag', '—')))
     out.append('| attach mode | %s |' % prog.get('mode', '—'))
     xsks = obs.get('xsks_map') or {}
     out.append('| xsks_map | %s, %s entries (id %s) |' % (
@@ -404,8 +404,8 @@ def render_markdown(host, data, verdict, plot_name=None):
             out.append('| UDP to %s port %s (kernel listener) | %s of %s received |' % (
                 udp.get('address'), udp.get('port'), udp.get('received'), udp.get('sent')))
         for tcp in _as_list(nm.get('tcp')):
-            out.append('| TCP to %s port %s | %s |' % (tcp.get('address'), tcp.get('port'),
-                                                     tcp.get('outcome')))
+            out.append('| TCP to %s port %s | %s |'
+                       % (tcp.get('address'), tcp.get('port'), tcp.get('outcome')))
         for ping in nm.get('icmp') or []:
             out.append('| ICMP echo to %s | %s of %s replies |' % (
                 ping.get('address'), ping.get('received'), ping.get('sent')))

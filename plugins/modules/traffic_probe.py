@@ -27,7 +27,7 @@ description:
     create; it reports C(changed=false). Comparing the numbers is the job of
     M(kbypass.xdp.verify_report).
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 attributes:
   check_mode:
     support: full
@@ -185,7 +185,7 @@ import re
 import select
 import socket
 import struct
-import subprocess
+import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -346,40 +346,61 @@ def read_forwarder(path, since=None, wait=0.0):
 # ---------------------------------------------------------------------------------------
 # matching traffic
 # ---------------------------------------------------------------------------------------
-def start_tcpdump(p, family):
+def _packet_sockets(netns, ifname):
+    """Number of packet sockets bound to ``ifname`` in ``netns`` (tcpdump opens one)."""
+    with InNetns(netns):
+        try:
+            ifindex = str(socket.if_nametoindex(ifname))
+        except OSError:
+            return 0
+        with open('/proc/thread-self/net/packet') as fh:
+            rows = fh.read().splitlines()[1:]
+    return sum(1 for row in rows if len(row.split()) > 4 and row.split()[4] == ifindex)
+
+
+class _Background(threading.Thread):
+    """module.run_command in a thread, so tcpdump captures while the generator sends."""
+
+    def __init__(self, module, argv):
+        super(_Background, self).__init__()
+        self.daemon = True
+        self.module = module
+        self.argv = argv
+        self.result = (None, '', '')
+
+    def run(self):
+        self.result = self.module.run_command(self.argv)
+
+
+def start_tcpdump(module, p, family):
     if not p['tcpdump_count']:
         return None
     flt = '%s and udp src port %d' % ('ip6' if family == 'IPv6' else 'ip', p['port'])
     argv = ns_cmd(p['peer_netns'], ['timeout', str(p['tcpdump_timeout']), 'tcpdump', '-n', '-l',
                                     '-q', '-c', str(p['tcpdump_count']), '-i', p['peer_ifname'],
                                     flt])
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # wait (bounded) until tcpdump says it is listening
+    before = _packet_sockets(p['peer_netns'], p['peer_ifname'])
+    worker = _Background(module, argv)
+    worker.start()
+    # wait (bounded) until tcpdump's packet socket is bound to the interface
     deadline = time.time() + 5
-    err = b''
-    while time.time() < deadline and b'listening on' not in err:
-        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
-        if ready:
-            chunk = os.read(proc.stderr.fileno(), 4096)
-            if not chunk:
-                break
-            err += chunk
-    return {'proc': proc, 'filter': flt, 'stderr': err}
+    while time.time() < deadline and worker.is_alive():
+        if _packet_sockets(p['peer_netns'], p['peer_ifname']) > before:
+            break
+        time.sleep(0.02)
+    time.sleep(0.2)  # the filter is attached right after the bind
+    return {'worker': worker, 'filter': flt}
 
 
 def finish_tcpdump(p, cap):
     if cap is None:
         return None
-    proc = cap['proc']
-    try:
-        out, err = proc.communicate(timeout=p['tcpdump_timeout'] + 5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    lines = [ln for ln in out.decode('utf-8', 'replace').splitlines() if ln.strip()]
+    worker = cap['worker']
+    worker.join(p['tcpdump_timeout'] + 5)  # `timeout` inside bounds tcpdump itself
+    rc, out, err = worker.result
+    lines = [ln for ln in (out or '').splitlines() if ln.strip()]
     return {'filter': cap['filter'], 'wanted': p['tcpdump_count'], 'captured': len(lines),
-            'rc': proc.returncode, 'sample': lines[:3],
-            'stderr': (cap['stderr'] + err).decode('utf-8', 'replace').strip().splitlines()[-3:]}
+            'rc': rc, 'sample': lines[:3], 'stderr': (err or '').strip().splitlines()[-3:]}
 
 
 def run_generator(module, p, address):
@@ -412,7 +433,7 @@ def probe_matching(module, p, observation):
     fwd = read_forwarder(p['forwarder_stats_file'], since=time.time(), wait=p['stats_wait'])
     for address in p['dut_addresses']:
         family = family_of(address)
-        cap = start_tcpdump(p, family)
+        cap = start_tcpdump(module, p, family)
         try:
             gen = run_generator(module, p, address)
         finally:
@@ -479,8 +500,7 @@ def udp_other_port(p, address):
             time.sleep(0.002)
         deadline = time.time() + 2
         while received < p['nonmatching_count'] and time.time() < deadline:
-            ready, _, _ = select.select([listener], [], [], 0.1)
-            if ready:
+            if select.select([listener], [], [], 0.1)[0]:
                 listener.recv(2048)
                 received += 1
     finally:
@@ -574,7 +594,7 @@ def observe(module, p):
 
 def link_info(module, netns, ifname):
     argv = ['ip', '-j'] + (['-n', netns] if netns else []) + ['addr', 'show', 'dev', ifname]
-    info, _err = _json_cmd(module, argv)
+    info = _json_cmd(module, argv)[0]
     if not info:
         return {}
     info = info[0]
@@ -658,8 +678,8 @@ def main():
         if ns and not os.path.exists(netns_path(ns)):
             module.fail_json(msg='network namespace %r does not exist: run the testbed role first '
                                  '(or fix verify_dut_netns / verify_peer_netns)' % ns)
-    if 'matching' in p['probes'] and not module.check_mode and not os.access(p['generator'],
-                                                                           os.X_OK):
+    need_gen = 'matching' in p['probes'] and not module.check_mode
+    if need_gen and not os.access(p['generator'], os.X_OK):
         module.fail_json(msg='traffic generator %s is missing or not executable: run the '
                              'kbypass.xdp.forwarder role first (it builds kbypass-gen)'
                              % p['generator'])

@@ -15,11 +15,11 @@ description:
     counters, forwarder RX/TX, replies — and names the first one that disagrees.
   - Writes C(verify-<host>.md) and C(verify-<host>.json) into O(report_dir) and, when matplotlib
     is importable, C(verify-<host>.png) with the packet rate over time during the verify burst.
-  - Meant to run on the controller (C(delegate_to: localhost)).
+  - "Meant to run on the controller (C(delegate_to: localhost))."
   - The module itself never fails on a disagreement; it returns C(ok) and C(msg) so the caller
     can write the report first and fail afterwards.
 author:
-  - kbypass.xdp developers
+  - kbypass.xdp developers (@kbypass)
 attributes:
   check_mode:
     support: full

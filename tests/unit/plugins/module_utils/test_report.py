@@ -75,8 +75,8 @@ def test_steer_delta_and_missing():
 
 
 def test_forwarder_delta_restart_counts_from_zero():
-    assert r.forwarder_delta(fwd(10, 10), fwd(30, 25)) == {'rx': 20, 'tx': 15, 'rx_bytes': 1280,
-                                                          'tx_bytes': 960}
+    expected = {'rx': 20, 'tx': 15, 'rx_bytes': 1280, 'tx_bytes': 960}
+    assert r.forwarder_delta(fwd(10, 10), fwd(30, 25)) == expected
     # a new pid: the new process counted from zero
     assert r.forwarder_delta(fwd(1000, 1000, pid=1), fwd(30, 30, pid=2))['rx'] == 30
     assert r.forwarder_delta(None, fwd(5, 5))['rx'] == 5
