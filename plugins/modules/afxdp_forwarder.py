@@ -479,7 +479,17 @@ class Forwarder(object):
         self.supervisor = self._pick_supervisor()
         self.unit = None
         if self.supervisor == 'systemd':
-            self.unit = sv.SystemdUnit(self._run, UNIT_TEMPLATE, self.p['name'])
+            systemctl = module.get_bin_path('systemctl')
+            if not (systemctl and sv.systemd_is_pid1()):
+                if self.p['state'] != 'stopped':
+                    module.fail_json(msg='supervisor systemd was requested but systemd is not '
+                                         'PID 1 on this host (no /run/systemd/system): use '
+                                         'supervisor process or auto')
+                self.supervisor = 'process'  # nothing can run under systemd here
+            else:
+                self.unit = sv.SystemdUnit(self._run, UNIT_TEMPLATE, self.p['name'],
+                                           systemctl=systemctl,
+                                           unit_dir=sv.SYSTEMD_RUNTIME_UNIT_DIR)
 
     def _run(self, argv):
         return self.module.run_command(argv)

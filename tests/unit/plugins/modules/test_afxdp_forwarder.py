@@ -319,3 +319,107 @@ def test_main_stale_pidfile_of_reused_pid_is_not_ours(bench, capsys):
     assert r['operation'] == 'start' and r['pid'] != os.getpid()
     run_main(dict(name='u8', state='stopped', state_dir=state), capsys)
     assert os.listdir(state) == []
+
+
+# ------------------------------------------------------------------ systemd supervisor
+FAKE_SYSTEMCTL = r'''#!{python}
+# Stand-in for systemctl (systemd is not PID 1 on the test hosts): runs the ExecStart of
+# the module's drop-in as a detached process and answers show/is-active/stop for it.
+import os, shlex, signal, subprocess, sys, time
+units = os.environ['FAKE_SYSTEMD_DIR']
+log = os.environ['FAKE_SYSTEMD_LOG']
+args = [a for a in sys.argv[1:] if not a.startswith('--')]
+with open(log, 'a') as f:
+    f.write(' '.join(sys.argv[1:]) + '\n')
+cmd, unit = args[0], (args[1] if len(args) > 1 else None)
+pidf = os.path.join(units, '%s.mainpid' % unit)
+def pid():
+    try:
+        p = int(open(pidf).read())
+        st = open('/proc/%d/stat' % p).read()
+        return p if st[st.rindex(')') + 2] != 'Z' else 0
+    except (OSError, ValueError):
+        return 0
+if cmd == 'restart':
+    if pid():
+        os.kill(pid(), signal.SIGTERM)
+    conf = open(os.path.join(units, unit + '.d', '50-kbypass.conf')).read()
+    execs = [l[len('ExecStart='):] for l in conf.splitlines() if l.startswith('ExecStart=')]
+    p = subprocess.Popen(shlex.split(execs[-1]), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    open(pidf, 'w').write(str(p.pid))
+elif cmd == 'show':
+    print(pid())
+elif cmd == 'is-active':
+    sys.exit(0 if pid() else 3)
+elif cmd == 'stop':
+    if pid():
+        p = pid()
+        os.kill(p, signal.SIGTERM)
+        for _ in range(100):
+            if not pid():
+                break
+            time.sleep(0.05)
+    if os.path.exists(pidf):
+        os.unlink(pidf)
+'''
+
+
+@pytest.fixture
+def fake_systemd(bench, tmp_path, monkeypatch):
+    fake_bin = tmp_path / 'fakebin'
+    fake_bin.mkdir()
+    ctl = fake_bin / 'systemctl'
+    ctl.write_text(FAKE_SYSTEMCTL.replace('{python}', sys.executable))
+    ctl.chmod(0o755)
+    units = tmp_path / 'units'
+    units.mkdir()
+    calls = tmp_path / 'systemctl.log'
+    monkeypatch.setenv('PATH', '%s:%s' % (fake_bin, os.environ.get('PATH', '')))
+    monkeypatch.setenv('FAKE_SYSTEMD_DIR', str(units))
+    monkeypatch.setenv('FAKE_SYSTEMD_LOG', str(calls))
+    monkeypatch.setattr(sv, 'SYSTEMD_RUNTIME_UNIT_DIR', str(units))
+    monkeypatch.setattr(sv, 'systemd_is_pid1', lambda *a, **k: True)
+    yield {'units': units, 'calls': calls}
+    for f in units.glob('*.mainpid'):
+        try:
+            os.kill(int(f.read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+def test_main_systemd_supervisor_with_fake_systemctl(bench, fake_systemd, capsys):
+    """systemd is not PID 1 here: a recorded stand-in for systemctl runs the drop-in's
+    ExecStart, so the module's unit path (drop-in, MainPID, idempotence, stop) is exercised."""
+    args = dict(bench, name='u9', supervisor='auto', cpus=[0])
+    r = run_main(args, capsys)
+    assert not r.get('failed'), r
+    assert r['supervisor'] == 'systemd' and r['operation'] == 'start' and r['running'] is True
+    dropin = fake_systemd['units'] / 'kbypass-fwd@u9.service.d' / '50-kbypass.conf'
+    text = dropin.read_text()
+    assert 'CPUAffinity=0' in text and '--stats-file %s' % r['paths']['stats'] in text
+    mainpid = int((fake_systemd['units'] / 'kbypass-fwd@u9.service.mainpid').read_text())
+    assert r['pid'] == mainpid and r['stats']['pid'] == mainpid
+    assert 'restart kbypass-fwd@u9.service' in fake_systemd['calls'].read_text()
+
+    r2 = run_main(args, capsys)
+    assert r2['changed'] is False and r2['pid'] == mainpid
+
+    r3 = run_main(dict(name='u9', state='stopped', state_dir=bench['state_dir'],
+                       supervisor='auto'), capsys)
+    assert r3['changed'] is True and r3['operation'] == 'stop'
+    assert not sv.is_alive(mainpid) and not dropin.exists()
+    assert 'stop kbypass-fwd@u9.service' in fake_systemd['calls'].read_text()
+    assert os.listdir(bench['state_dir']) == []
+
+
+def test_main_systemd_requested_without_systemd_fails_clearly(bench, capsys, monkeypatch):
+    monkeypatch.setattr(sv, 'systemd_is_pid1', lambda *a, **k: False)
+    r = run_main(dict(bench, name='u10', supervisor='systemd'), capsys)
+    assert r['failed'] is True and 'systemd is not PID 1' in r['msg']
+    assert not os.path.exists(bench['state_dir'])
+    # stopping is still possible (nothing can run under systemd): no error, no change
+    r = run_main(dict(name='u10', state='stopped', supervisor='systemd',
+                      state_dir=bench['state_dir']), capsys)
+    assert not r.get('failed') and r['changed'] is False
