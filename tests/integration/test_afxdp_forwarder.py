@@ -219,6 +219,50 @@ def test_rxdrop_counts_and_replies_nothing(bed, fwd):
     assert r2['changed'] is True and r2['operation'] == 'restart' and r2['pid'] != r['pid']
 
 
+def test_kernel_mode_reinjects_through_tap_and_stop_removes_it(bed, fwd):
+    tap = 'kbtmtap0'
+    r = run_module('afxdp_forwarder', dict(fwd, mode='kernel', tap=tap))
+    assert r['running'] is True, r
+    assert sh(['ip', '-n', NS1, 'link', 'show', tap], check=False).returncode == 0
+    echo = subprocess.Popen([os.path.join(os.path.dirname(bed['gen']), 'kbypass-udpecho'),
+                             '--netns', NS1, '--port', str(PORT), '--duration', '20'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        res = _gen(bed, 100)
+        assert res['received'] == 100, res  # echoed by the kernel after the TAP
+        time.sleep(0.6)
+        r = run_module('afxdp_forwarder', dict(fwd, mode='kernel', tap=tap))
+        assert r['changed'] is False and r['stats']['rx_packets'] == 100, r['stats']
+    finally:
+        echo.terminate()
+        echo.wait(timeout=10)
+    r = run_module('afxdp_forwarder', {'name': fwd['name'], 'state': 'stopped', 'state_dir': STATE})
+    assert r['changed'] is True
+    assert sh(['ip', '-n', NS1, 'link', 'show', tap], check=False).returncode != 0
+
+
+def _rx_packets(ns, dev):
+    out = sh(['ip', '-n', ns, '-s', '-j', 'link', 'show', dev]).stdout
+    return json.loads(out)[0]['stats64']['rx']['packets']
+
+
+def test_l2fwd_sends_out_of_interface2(bed, fwd):
+    # kbtmv0 -> user space -> kbtmv2 -> (veth) -> kbtmv3, all counted
+    args = dict(fwd, mode='l2fwd', interface2=V2)
+    r = run_module('afxdp_forwarder', args)
+    assert r['running'] is True, r
+    before = _rx_packets(NS1, 'kbtmv3')
+    p = subprocess.run([bed['gen'], '--dst', A1, '--netns', NS2, '--dport', str(PORT),
+                        '--count', '100', '--rate', '5000', '--json'],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0, p.stderr
+    time.sleep(0.6)
+    r = run_module('afxdp_forwarder', args)
+    assert r['stats']['rx_packets'] == 100 and r['stats']['tx_packets'] == 100, r['stats']
+    assert _rx_packets(NS1, 'kbtmv3') - before == 100
+
+
 @pytest.mark.parametrize('kw,needle', [
     ({'interface': V2}, 'no xsks_map pinned at /sys/fs/bpf/kbypass/kbtm1/kbtmv2: attach the '
                         'steering program first (kbypass.xdp.xdp_attach)'),
