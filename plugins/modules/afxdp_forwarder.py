@@ -619,13 +619,13 @@ class Forwarder(object):
         stats, why = self.wait_running(pid, start, popen)
         if stats is None:
             tail = sv.log_tail(self.paths.log)
-            if pid:
-                try:
-                    if self.unit is not None:
-                        self.unit.stop()
+            try:
+                if self.unit is not None:  # also stops systemd's Restart= retries
+                    self.unit.stop()
+                if pid:
                     sv.terminate(pid, start, term_timeout=self.p['stop_timeout'], popen=popen)
-                except RuntimeError:
-                    pass
+            except RuntimeError:
+                pass
             sv.remove_files([self.paths.pid, self.paths.args, self.paths.stats])
             last = [ln for ln in tail.splitlines() if ln.strip() and not ln.startswith('--- ')]
             detail = (': ' + last[-1]) if last else ''
