@@ -287,7 +287,7 @@ def test_forwarder_failure_reports_log_tail_and_leaves_nothing_running(fwd):
     assert sorted(os.path.basename(p) for p in glob.glob(STATE + '/kbtm-echo.*')) == ['kbtm-echo.log']
 
 
-def _playbook(bed, tmp_path, state, instances):
+def _playbook(bed, tmp_path, state, instances, prune=False):
     pb = tmp_path / 'pb.yml'
     pb.write_text(json.dumps([{
         'name': 'forwarder role', 'hosts': 'localhost', 'gather_facts': False,
@@ -298,6 +298,7 @@ def _playbook(bed, tmp_path, state, instances):
             'forwarder_bin_dir': os.path.join(bed['build'], 'role-bin'),
             'forwarder_state_dir': STATE,
             'forwarder_supervisor': 'process',
+            'forwarder_prune': prune,
             'forwarder_instances': instances}}]}]))
     os.makedirs(os.path.join(bed['build'], 'role-bin'), exist_ok=True)
     p = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
@@ -331,11 +332,16 @@ def test_role_builds_once_runs_and_stops(bed, tmp_path):
         extra.update(binary=bed['fwd'], state_dir=STATE, supervisor='process')
         r = run_module('afxdp_forwarder', extra)
         assert r['running'] is True, r
+        # without prune an unlisted instance is someone else's (a user's bed while
+        # `make test` runs): left alone
         stats, out = _playbook(bed, tmp_path, 'stopped', inst)
+        assert stats['failures'] == 0 and stats['changed'] == 0, json.dumps(out)[-3000:]
+        assert sv.is_alive(r['pid'], exe_name='kbypass-fwd')
+        stats, out = _playbook(bed, tmp_path, 'stopped', inst, prune=True)
         assert stats['failures'] == 0 and stats['changed'] == 1, json.dumps(out)[-3000:]
         assert _ours() == [] and glob.glob(STATE + '/*') == []
-        stats, out = _playbook(bed, tmp_path, 'stopped', inst)
+        stats, out = _playbook(bed, tmp_path, 'stopped', inst, prune=True)
         assert stats['failures'] == 0 and stats['changed'] == 0
     finally:
-        _playbook(bed, tmp_path, 'stopped', inst)
+        _playbook(bed, tmp_path, 'stopped', inst, prune=True)
         _kill_leftovers()
