@@ -382,9 +382,11 @@ def test_overload_drops_are_counted_not_lost(pair):
     assert redirected == st['rx_packets'] + xs['rx_dropped'] + xs['rx_ring_full'], \
         (redirected, st)
     # Frames the sender completed but veth could not queue to the peer (its XDP ring
-    # was full) never reach XDP; veth counts them as the sender's tx_dropped.
+    # was full) never reach XDP; veth counts them as the sender's tx_dropped. That
+    # counter also holds the namespace's own few packets (IPv6 ND/MLD) dropped alongside.
     veth_drops = tx_dropped('kbtf2', 'kbtfv2') - veth_drops0
-    assert redirected + veth_drops == g['sent'], (redirected, veth_drops, g['sent'])
+    assert redirected <= g['sent']
+    assert 0 <= redirected + veth_drops - g['sent'] <= 8, (redirected, veth_drops, g['sent'])
 
 
 def test_two_queues_two_threads_busy_poll(bed):
