@@ -531,47 +531,83 @@ static inline void swap_bytes(void *a, void *b, size_t n)
 	memcpy(y, t, n);
 }
 
-/* A sender on a veth peer hands over UDP with CHECKSUM_PARTIAL: the frame carries only
- * the pseudo-header sum, and any stack receiving it back drops it (UdpInCsumErrors).
- * Real NICs deliver complete checksums.  Verify (cheap for small frames) and complete
- * the checksum when it does not verify.  Returns 1 when fixed, 0 otherwise. */
-static int fix_udp_csum(unsigned char *pkt, uint32_t len)
-{
-	struct ethhdr *eth = (struct ethhdr *)pkt;
-	unsigned char *l3 = pkt + sizeof(*eth);
+/* Where the UDP header is.  Up to two VLAN tags (802.1ad outer + 802.1Q inner, or two
+ * 802.1Q) are skipped, as in the steering program; they stay in the frame as they are. */
+#define MAX_VLANS 2
+#define VLAN_TAG_LEN 4
+
+struct udp_view {
+	unsigned char *l3; /* IPv4 or IPv6 header */
 	struct udphdr *udp;
-	uint32_t sum, ulen;
+	bool v6;
+};
 
-	if (len < sizeof(*eth))
-		return 0;
-	if (eth->h_proto == htons(ETH_P_IP)) {
-		struct iphdr *ip = (struct iphdr *)l3;
+/* true when an Ethernet header, at most MAX_VLANS tags, an unfragmented IPv4 header (or
+ * an IPv6 header with UDP as next header) and a UDP header all fit in len bytes. */
+static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
+{
+	uint32_t off = ETH_HLEN;
+	uint16_t proto;
 
-		if (len < sizeof(*eth) + sizeof(*ip) || ip->ihl < 5 || ip->protocol != IPPROTO_UDP ||
+	if (len < ETH_HLEN)
+		return false;
+	proto = ntohs(((struct ethhdr *)pkt)->h_proto);
+	for (int i = 0; i < MAX_VLANS && (proto == ETH_P_8021Q || proto == ETH_P_8021AD); i++) {
+		if (len < off + VLAN_TAG_LEN)
+			return false;
+		proto = (uint16_t)(pkt[off + 2] << 8 | pkt[off + 3]); /* encapsulated type */
+		off += VLAN_TAG_LEN;
+	}
+	v->l3 = pkt + off;
+	if (proto == ETH_P_IP) {
+		struct iphdr *ip = (struct iphdr *)v->l3;
+
+		if (len < off + sizeof(*ip) || ip->ihl < 5 || ip->protocol != IPPROTO_UDP ||
 		    (ip->frag_off & htons(0x3fff)))
-			return 0;
-		udp = (struct udphdr *)(l3 + ip->ihl * 4);
-		ulen = ntohs(udp->len);
-		if ((unsigned char *)udp + sizeof(*udp) > pkt + len || ulen < sizeof(*udp) ||
-		    (unsigned char *)udp + ulen > pkt + len || !udp->check)
-			return 0; /* truncated, or IPv4 "no checksum" */
-		sum = kb_csum_add(0, &ip->saddr, 8);
-	} else if (eth->h_proto == htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (struct ipv6hdr *)l3;
+			return false;
+		off += ip->ihl * 4u;
+		v->v6 = false;
+	} else if (proto == ETH_P_IPV6) {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)v->l3;
 
-		if (len < sizeof(*eth) + sizeof(*ip6) + sizeof(*udp) || ip6->nexthdr != IPPROTO_UDP)
-			return 0;
-		udp = (struct udphdr *)(l3 + sizeof(*ip6));
-		ulen = ntohs(udp->len);
-		if (ulen < sizeof(*udp) || (unsigned char *)udp + ulen > pkt + len)
-			return 0;
-		sum = kb_csum_add(0, &ip6->saddr, 32);
+		if (len < off + sizeof(*ip6) || ip6->nexthdr != IPPROTO_UDP)
+			return false;
+		off += sizeof(*ip6);
+		v->v6 = true;
 	} else {
-		return 0;
+		return false;
+	}
+	if (len < off + sizeof(struct udphdr))
+		return false;
+	v->udp = (struct udphdr *)(pkt + off);
+	return true;
+}
+
+/* A sender on a veth peer hands over UDP with CHECKSUM_PARTIAL: the checksum field holds
+ * only the folded pseudo-header sum (not complemented), and any stack receiving the
+ * frame back drops it (UdpInCsumErrors).  Real NICs deliver complete checksums.  Only
+ * that partial form is completed: recognising it costs the pseudo-header sum, not a pass
+ * over the payload.  (A complete checksum that happens to equal the partial form is
+ * recomputed to the same value.)  Returns 1 when completed, 0 otherwise. */
+static int fix_udp_csum(unsigned char *pkt, uint32_t len, const struct udp_view *v)
+{
+	struct udphdr *udp = v->udp;
+	uint32_t ulen = ntohs(udp->len), sum;
+	uint16_t partial;
+
+	if (ulen < sizeof(*udp) || (unsigned char *)udp + ulen > pkt + len)
+		return 0; /* truncated */
+	if (v->v6) {
+		sum = kb_csum_add(0, &((struct ipv6hdr *)v->l3)->saddr, 32);
+	} else {
+		if (!udp->check)
+			return 0; /* IPv4 "no checksum" */
+		sum = kb_csum_add(0, &((struct iphdr *)v->l3)->saddr, 8);
 	}
 	sum += IPPROTO_UDP + ulen;
-	if (kb_csum_fold(kb_csum_add(sum, udp, ulen)) == 0)
-		return 0; /* already valid */
+	partial = (uint16_t)~kb_csum_fold(sum);
+	if (ntohs(udp->check) != partial)
+		return 0; /* complete (or wrong at the sender: not ours to launder) */
 	udp->check = 0;
 	udp->check = htons(kb_csum_fold(kb_csum_add(sum, udp, ulen)));
 	if (!udp->check)
@@ -579,37 +615,25 @@ static int fix_udp_csum(unsigned char *pkt, uint32_t len)
 	return 1;
 }
 
-/* Reflect a UDP datagram to its sender: MACs, IP addresses and UDP ports swap places.
- * Swapping 16-bit-aligned fields leaves the IPv4 header and UDP checksums valid. */
-static bool echo_frame(unsigned char *pkt, uint32_t len)
+/* Reflect a UDP datagram to its sender: MACs, IP addresses and UDP ports swap places;
+ * VLAN tags stay.  Swapping 16-bit-aligned fields leaves the IPv4 header and UDP
+ * checksums valid (and a partial UDP checksum partial). */
+static bool echo_frame(unsigned char *pkt, uint32_t len, struct udp_view *v)
 {
 	struct ethhdr *eth = (struct ethhdr *)pkt;
-	unsigned char *l3 = pkt + sizeof(*eth);
-	struct udphdr *udp;
-	uint16_t proto;
 
-	if (len < sizeof(*eth))
+	if (!find_udp(pkt, len, v))
 		return false;
-	proto = ntohs(eth->h_proto);
-	if (proto == ETH_P_IP) {
-		struct iphdr *ip = (struct iphdr *)l3;
+	if (v->v6) {
+		struct ipv6hdr *ip6 = (struct ipv6hdr *)v->l3;
 
-		if (len < sizeof(*eth) + sizeof(*ip) || ip->ihl < 5 ||
-		    len < sizeof(*eth) + ip->ihl * 4u + sizeof(*udp) || ip->protocol != IPPROTO_UDP)
-			return false;
-		swap_bytes(&ip->saddr, &ip->daddr, 4);
-		udp = (struct udphdr *)(l3 + ip->ihl * 4);
-	} else if (proto == ETH_P_IPV6) {
-		struct ipv6hdr *ip6 = (struct ipv6hdr *)l3;
-
-		if (len < sizeof(*eth) + sizeof(*ip6) + sizeof(*udp) || ip6->nexthdr != IPPROTO_UDP)
-			return false;
 		swap_bytes(&ip6->saddr, &ip6->daddr, 16);
-		udp = (struct udphdr *)(l3 + sizeof(*ip6));
 	} else {
-		return false;
+		struct iphdr *ip = (struct iphdr *)v->l3;
+
+		swap_bytes(&ip->saddr, &ip->daddr, 4);
 	}
-	swap_bytes(&udp->source, &udp->dest, 2);
+	swap_bytes(&v->udp->source, &v->udp->dest, 2);
 	swap_bytes(eth->h_source, eth->h_dest, ETH_ALEN);
 	return true;
 }
@@ -701,6 +725,7 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&in->rx, ridx + i);
 		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
 		unsigned char *pkt = xsk_umem__get_data(w->area, addr);
+		struct udp_view v;
 		bool tx = false;
 
 		w->c.rx_packets++;
@@ -709,12 +734,16 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 		case M_RXDROP:
 			break;
 		case M_ECHO:
-			tx = echo_frame(pkt, d->len);
+			tx = echo_frame(pkt, d->len, &v);
 			if (!tx)
 				w->c.invalid++;
+			else if (cfg.csum_fix)
+				w->c.csum_fixed += (uint64_t)fix_udp_csum(pkt, d->len, &v);
 			break;
 		case M_L2FWD:
 			tx = true;
+			if (cfg.csum_fix && find_udp(pkt, d->len, &v))
+				w->c.csum_fixed += (uint64_t)fix_udp_csum(pkt, d->len, &v);
 			break;
 		case M_KERNEL:
 			if (d->len < ETH_HLEN) {
@@ -722,8 +751,8 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 				break;
 			}
 			memcpy(((struct ethhdr *)pkt)->h_dest, tap_mac, ETH_ALEN);
-			if (cfg.csum_fix)
-				w->c.csum_fixed += (uint64_t)fix_udp_csum(pkt, d->len);
+			if (cfg.csum_fix && find_udp(pkt, d->len, &v))
+				w->c.csum_fixed += (uint64_t)fix_udp_csum(pkt, d->len, &v);
 			if (write(tap_fd, pkt, d->len) == (ssize_t)d->len) {
 				w->c.tx_packets++;
 				w->c.tx_bytes += d->len;
@@ -732,8 +761,6 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 			}
 			break;
 		}
-		if (tx && cfg.csum_fix)
-			w->c.csum_fixed += (uint64_t)fix_udp_csum(pkt, d->len);
 		if (tx)
 			txd[ntx++] = *d;
 		else

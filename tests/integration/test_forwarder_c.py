@@ -418,6 +418,130 @@ def test_two_queues_two_threads_busy_poll(bed):
     assert st['rx_packets'] == st['tx_packets'] == 800
 
 
+VLAN_PEER = r"""
+import json, socket, struct, sys, time
+dev, frames = sys.argv[1], [bytes.fromhex(f) for f in json.loads(sys.argv[2])]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((dev, 0))
+s.setsockopt(263, 8, 1)  # SOL_PACKET, PACKET_AUXDATA: the kernel strips the outer tag on RX
+s.settimeout(0.2)
+for f in frames:
+    s.send(f)
+out, deadline = [], time.time() + 3
+while time.time() < deadline and len(out) < len(frames):
+    try:
+        data, anc, _, addr = s.recvmsg(65535, 1024)
+    except socket.timeout:
+        continue
+    if addr[2] == socket.PACKET_OUTGOING:
+        continue
+    for level, kind, cdata in anc:
+        if (level, kind) == (263, 8):
+            status, _, _, _, _, tci, tpid = struct.unpack('IIIHHHH', cdata[:20])
+            if status & 0x10:  # TP_STATUS_VLAN_VALID: put the tag back where it was
+                tpid = tpid if status & 0x40 else 0x8100
+                data = data[:12] + struct.pack('!HH', tpid, tci) + data[12:]
+    if b'kbtp-vlan' in data:
+        out.append(data.hex())
+print(json.dumps(out))
+"""
+
+
+def _csum(data):
+    if len(data) % 2:
+        data += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+
+
+def _udp_frame(dst_mac, src_mac, tags, src, dst, sport, dport, payload, partial=False):
+    """Ethernet + VLAN tags [(tpid, tci)] + IPv4/IPv6 + UDP with a complete checksum, or
+    only the pseudo-header sum (what a CHECKSUM_PARTIAL sender leaves) if partial."""
+    import ipaddress
+    s_ip, d_ip = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    ulen = 8 + len(payload)
+    pseudo = s_ip.packed + d_ip.packed + struct.pack('!HH', 17, ulen)
+    udp = struct.pack('!HHHH', sport, dport, ulen, 0) + payload
+    if partial:
+        check = _csum(pseudo)
+    else:
+        check = (~_csum(pseudo + udp) & 0xffff) or 0xffff
+    udp = udp[:6] + struct.pack('!H', check) + udp[8:]
+    if s_ip.version == 4:
+        ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + ulen, 1, 0, 64, 17, 0, s_ip.packed,
+                         d_ip.packed)
+        ip = ip[:10] + struct.pack('!H', ~_csum(ip) & 0xffff) + ip[12:]
+        ethertype = 0x0800
+    else:
+        ip = struct.pack('!IHBB16s16s', 0x60000000, ulen, 17, 64, s_ip.packed, d_ip.packed)
+        ethertype = 0x86dd
+    hdr = bytes.fromhex(dst_mac.replace(':', '')) + bytes.fromhex(src_mac.replace(':', ''))
+    for tpid, tci in tags:
+        hdr += struct.pack('!HH', tpid, tci)
+    return hdr + struct.pack('!H', ethertype) + ip + udp
+
+
+def _parse_reply(frame, ntags):
+    """(dst_mac, src_mac, tags, src_ip, dst_ip, sport, dport, udp_csum_ok, payload)."""
+    import ipaddress
+    macs = (frame[0:6].hex(':'), frame[6:12].hex(':'))
+    tags = [struct.unpack('!HH', frame[12 + 4 * i:16 + 4 * i]) for i in range(ntags)]
+    off = 12 + 4 * ntags
+    ethertype = struct.unpack('!H', frame[off:off + 2])[0]
+    l3 = frame[off + 2:]
+    if ethertype == 0x0800:
+        hl = (l3[0] & 0xf) * 4
+        src, dst, udp = l3[12:16], l3[16:20], l3[hl:]
+    else:
+        assert ethertype == 0x86dd, hex(ethertype)
+        src, dst, udp = l3[8:24], l3[24:40], l3[40:]
+    ulen = struct.unpack('!H', udp[4:6])[0]
+    pseudo = src + dst + struct.pack('!HH', 17, ulen)
+    sport, dport = struct.unpack('!HH', udp[0:4])
+    return (macs, tags, str(ipaddress.ip_address(src)), str(ipaddress.ip_address(dst)),
+            sport, dport, _csum(pseudo + udp[:ulen]) == 0xffff, udp[8:ulen])
+
+
+def test_echo_vlan_tagged_frames_keeps_tags(pair):
+    """Hand-crafted tagged frames (this kernel has no 8021q module): an 802.1Q-tagged IPv4
+    datagram with a complete checksum and an 802.1ad+802.1Q IPv6 datagram carrying only a
+    partial checksum.  The echo keeps both tags, swaps MACs, addresses and ports, and the
+    reply's UDP checksum verifies (the partial one completed)."""
+    fwd = pair.start_fwd(['--iface', 'kbtfv1', '--netns', 'kbtf1', '--mode', 'echo',
+                          '--pin-dir', pair.pin], pair.stats)
+    dut, peer = pair.mac('kbtf1', 'kbtfv1'), pair.mac('kbtf2', 'kbtfv2')
+    cases = [
+        ([(0x8100, 0x2064)], '198.18.40.2', '198.18.40.1', 40001, b'kbtp-vlan-q-v4', False),
+        ([(0x88a8, 0x00c8), (0x8100, 0x0065)], '2001:2:40::2', '2001:2:40::1', 40002,
+         b'kbtp-vlan-qinq-v6', True),
+    ]
+    frames = [_udp_frame(dut, peer, tags, src, dst, sport, PORT, payload, partial)
+              for tags, src, dst, sport, payload, partial in cases]
+    proc = nsrun('kbtf2', ['python3', '-c', VLAN_PEER, 'kbtfv2',
+                           json.dumps([f.hex() for f in frames])], timeout=30)
+    replies = [bytes.fromhex(h) for h in json.loads(proc.stdout)]
+    rc, _, err = pair.stop(fwd)
+    assert rc == 0, err
+    st = read_stats(pair.stats)
+    assert st['rx_packets'] == 2 and st['tx_packets'] == 2 and st['invalid'] == 0, st
+    assert st['csum_fixed'] == 1, st  # only the partial checksum needed completing
+    assert len(replies) == 2, (replies, st)
+    by_payload = {}
+    for r in replies:
+        for tags, src, dst, sport, payload, _ in cases:
+            if r.endswith(payload):
+                by_payload[payload] = _parse_reply(r, len(tags))
+    for tags, src, dst, sport, payload, _ in cases:
+        got = by_payload[payload]
+        assert got[0] == (peer, dut), got          # MACs swapped
+        assert got[1] == tags, got                 # the tags, unchanged and in order
+        assert got[2:6] == (dst, src, PORT, sport), got
+        assert got[6] is True, 'UDP checksum of the reply does not verify: %r' % (got,)
+        assert got[7] == payload
+
+
 @pytest.mark.parametrize('args, message', [
     (['--mode', 'bogus'], "--mode: unknown value 'bogus'"),
     (['--mode', 'l2fwd'], '--mode l2fwd needs --iface2'),
