@@ -76,6 +76,11 @@ def bed(tmp_path_factory):
             'netns', NS2])
         sh(['ip', 'link', 'add', V2, 'netns', NS1, 'type', 'veth', 'peer', 'name', 'kbtmv3',
             'netns', NS1])
+        # kbtmv3's rx counter must count only what l2fwd sends: no IPv6 (ND/MLD) chatter
+        # from the kernel on this pair.
+        for dev in (V2, 'kbtmv3'):
+            sh(['ip', 'netns', 'exec', NS1, 'sysctl', '-qw',
+                'net.ipv6.conf.%s.disable_ipv6=1' % dev])
         sh(['ip', '-n', NS1, 'addr', 'add', A1 + '/24', 'dev', V0])
         sh(['ip', '-n', NS2, 'addr', 'add', A2 + '/24', 'dev', V1])
         for ns, devs in ((NS1, (V0, V2, 'kbtmv3', 'lo')), (NS2, (V1, 'lo'))):
