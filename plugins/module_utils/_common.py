@@ -54,3 +54,46 @@ def default_pin_dir(ifname, netns=None):
     namespace), so these pins are reachable whatever namespace the link lives in.
     """
     return '%s/%s/%s' % (PIN_ROOT, netns or ROOT_NS_LABEL, ifname)
+
+
+def parse_cpulist(text):
+    """'0-3,8,10-11' -> [0, 1, 2, 3, 8, 10, 11]. Accepts ints and lists too.
+
+    Raises ValueError with the offending part on bad input.
+    """
+    if text is None:
+        return []
+    if isinstance(text, int):
+        return [text]
+    if isinstance(text, (list, tuple)):
+        out = set()
+        for item in text:
+            out.update(parse_cpulist(item))
+        return sorted(out)
+    out = set()
+    for part in ''.join(str(text).split()).split(','):
+        if not part:
+            continue
+        m = re.match(r'^(\d+)(?:-(\d+))?$', part)
+        if not m:
+            raise ValueError('invalid CPU list element %r in %r' % (part, text))
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise ValueError('invalid CPU range %r in %r' % (part, text))
+        out.update(range(lo, hi + 1))
+    return sorted(out)
+
+
+def format_cpulist(cpus):
+    """[0, 1, 2, 5] -> '0-2,5' (the kernel's *_list format)."""
+    cpus = sorted(set(cpus))
+    parts = []
+    i = 0
+    while i < len(cpus):
+        j = i
+        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
+            j += 1
+        parts.append(str(cpus[i]) if i == j else '%d-%d' % (cpus[i], cpus[j]))
+        i = j + 1
+    return ','.join(parts)

@@ -18,6 +18,12 @@ from __future__ import annotations
 import os
 import re
 
+# Re-exported: the CPU list helpers live in _common, shared with _supervise.
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import (  # noqa: F401
+    format_cpulist,
+    parse_cpulist,
+)
+
 PROC_ROOT = '/proc'
 
 _QUEUE_PATTERNS = (
@@ -29,49 +35,6 @@ _QUEUE_PATTERNS = (
     (re.compile(r'^mlx5_comp(\d+)@'), 'txrx'),
     (re.compile(r'-fp-(\d+)$'), 'txrx'),  # bnx2x/qede fast path
 )
-
-
-def parse_cpulist(text):
-    """'0-3,8,10-11' -> [0, 1, 2, 3, 8, 10, 11]. Accepts ints and lists too.
-
-    Raises ValueError with the offending part on bad input.
-    """
-    if text is None:
-        return []
-    if isinstance(text, int):
-        return [text]
-    if isinstance(text, (list, tuple)):
-        out = set()
-        for item in text:
-            out.update(parse_cpulist(item))
-        return sorted(out)
-    out = set()
-    for part in str(text).replace(' ', '').split(','):
-        if not part:
-            continue
-        m = re.match(r'^(\d+)(?:-(\d+))?$', part)
-        if not m:
-            raise ValueError('invalid CPU list element %r in %r' % (part, text))
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        if hi < lo:
-            raise ValueError('invalid CPU range %r in %r' % (part, text))
-        out.update(range(lo, hi + 1))
-    return sorted(out)
-
-
-def format_cpulist(cpus):
-    """[0, 1, 2, 5] -> '0-2,5' (the kernel's *_list format)."""
-    cpus = sorted(set(cpus))
-    parts = []
-    i = 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        parts.append(str(cpus[i]) if i == j else '%d-%d' % (cpus[i], cpus[j]))
-        i = j + 1
-    return ','.join(parts)
 
 
 def parse_proc_interrupts(text):

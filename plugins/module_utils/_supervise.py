@@ -26,7 +26,7 @@ import signal
 import subprocess
 import time
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT, parse_cpulist
 
 FORWARDER_STATE_DIR = STATE_ROOT + '/forwarder'
 SYSTEMD_RUNTIME_UNIT_DIR = '/run/systemd/system'
@@ -148,40 +148,10 @@ def find_processes(match, proc=PROC):
     return sorted(found)
 
 
-def parse_cpu_list(text):
-    """'0-2,5' -> [0, 1, 2, 5]."""
-    cpus = set()
-    text = (text or '').strip()
-    if not text:
-        return []
-    for part in text.split(','):
-        part = part.strip()
-        if '-' in part:
-            lo, hi = part.split('-', 1)
-            cpus.update(range(int(lo), int(hi) + 1))
-        elif part:
-            cpus.add(int(part))
-    return sorted(cpus)
-
-
-def format_cpu_list(cpus):
-    """[0, 1, 2, 5] -> '0-2,5'."""
-    cpus = sorted(set(int(c) for c in cpus))
-    out = []
-    i = 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        out.append(str(cpus[i]) if i == j else '%d-%d' % (cpus[i], cpus[j]))
-        i = j + 1
-    return ','.join(out)
-
-
 def online_cpus(sysfs='/sys/devices/system/cpu/online'):
     try:
         with open(sysfs) as f:
-            return parse_cpu_list(f.read())
+            return parse_cpulist(f.read())
     except (IOError, OSError, ValueError):
         return sorted(os.sched_getaffinity(0))
 
@@ -201,7 +171,7 @@ def thread_affinity(pid, proc=PROC):
                     if line.startswith('Name:'):
                         name = line.split(':', 1)[1].strip()
                     elif line.startswith('Cpus_allowed_list:'):
-                        cpus = parse_cpu_list(line.split(':', 1)[1])
+                        cpus = parse_cpulist(line.split(':', 1)[1])
         except (IOError, OSError):
             continue
         threads.append({'tid': tid, 'name': name, 'cpus': cpus or []})

@@ -275,6 +275,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
+    format_cpulist,
     ifname_error,
     netns_error,
     netns_path,
@@ -366,7 +367,7 @@ def validate_params(p, online_cpus=None):
         missing = sorted(set(c for c in cpus if c not in online_cpus))
         if missing:
             errors.append('cpus %s are not online on this host (online: %s)'
-                          % (missing, sv.format_cpu_list(online_cpus)))
+                          % (missing, format_cpulist(online_cpus)))
     if p.get('batch_size') is not None and not 1 <= p['batch_size'] <= 4096:
         errors.append('batch_size must be between 1 and 4096, got %d' % p['batch_size'])
     if p.get('frame_size') is not None and p['frame_size'] not in (2048, 4096):

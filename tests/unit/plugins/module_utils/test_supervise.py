@@ -18,6 +18,7 @@ import time
 import pytest
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
+from ansible_collections.kbypass.xdp.plugins.module_utils import _common as common
 
 
 # ------------------------------------------------------------------ names and parsers
@@ -49,14 +50,14 @@ def test_parse_proc_stat_of_self_matches_real_proc():
     ('0-2,5', [0, 1, 2, 5]), ('1', [1]), ('', []), ('0,1\n', [0, 1]), ('3-3', [3]),
 ])
 def test_parse_cpu_list(text, cpus):
-    assert sv.parse_cpu_list(text) == cpus
+    assert common.parse_cpulist(text) == cpus
 
 
 @pytest.mark.parametrize('cpus,text', [
     ([0, 1, 2, 5], '0-2,5'), ([1], '1'), ([], ''), ([5, 1, 0, 2], '0-2,5'), ([0, 2, 4], '0,2,4'),
 ])
 def test_format_cpu_list(cpus, text):
-    assert sv.format_cpu_list(cpus) == text
+    assert common.format_cpulist(cpus) == text
 
 
 def test_effective_cpus_prefers_worker_threads():
