@@ -127,6 +127,10 @@ class Bench:
                 sh(['ip', 'netns', 'del', ns], check=False)
         for ns in (NS_DUT, NS_GEN):
             shutil.rmtree('%s/%s' % (PIN_ROOT, ns), ignore_errors=True)
+        try:
+            os.rmdir(PIN_ROOT)  # only when empty: a user's bed may have pins there
+        except OSError:
+            pass
 
     def teardown(self):
         for proc in self.procs:

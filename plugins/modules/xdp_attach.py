@@ -184,6 +184,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
 from ansible_collections.kbypass.xdp.plugins.module_utils import _xdp
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
+    BPFFS_ROOT,
     PIN_ROOT,
     default_pin_dir,
     ifname_error,
@@ -608,8 +609,10 @@ class Runner(object):
 
 
 def _common_pin_root(pin_dir):
+    # Empty parents of our default pins go too, /sys/fs/bpf/kbypass included: a
+    # teardown leaves nothing on bpffs (rmdir stops at any directory still in use).
     if pin_dir.startswith(PIN_ROOT + '/'):
-        return PIN_ROOT
+        return BPFFS_ROOT
     return os.path.dirname(pin_dir.rstrip('/'))
 
 

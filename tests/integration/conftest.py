@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import PIN_ROOT
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 
@@ -66,3 +68,15 @@ def netns_list():
 @pytest.fixture
 def module_runner():
     return run_module
+
+
+@pytest.fixture(scope='session', autouse=True)
+def no_empty_pin_root():
+    """Tests pin under /sys/fs/bpf/kbypass/<their netns>/ and remove their own
+    directories; the shared parent goes too once it is empty (rmdir fails, and so
+    leaves it, while a user's bed still has pins there)."""
+    yield
+    try:
+        os.rmdir(PIN_ROOT)
+    except OSError:
+        pass

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, run_module, sh
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _xdp
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _common, _xdp
 
 NS1, NS2 = 'kbtb1', 'kbtb2'
 V0, V1 = 'kbtbv0', 'kbtbv1'
@@ -268,10 +268,13 @@ def test_attach_rerun_switch_replace_absent(clean, objs):
     r = attach(objs['variant'], mode='generic')
     assert not r['changed'], r
 
+    others = [n for n in os.listdir(_common.PIN_ROOT) if n != NS1]
     r = attach(objs['steer'], state='absent')
     assert not r.get('failed') and r['changed'], r
     assert xdp_state()['prog_id'] is None
-    assert not os.path.exists(PIN)
+    assert not os.path.exists(PIN) and not os.path.exists(os.path.dirname(PIN))
+    # nothing else pinned there: the kbypass directory itself is gone from bpffs
+    assert os.path.exists(_common.PIN_ROOT) == bool(others)
     r = attach(objs['steer'], state='absent')
     assert not r.get('failed') and not r['changed'], r
 
