@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -45,6 +46,37 @@ def netns_error(name):
 def netns_path(name):
     """Path of a named namespace as `ip netns` creates it."""
     return os.path.join(NETNS_RUN_DIR, name)
+
+
+def netns_exists(name):
+    """True for the root namespace (None) or a named namespace under /run/netns."""
+    return not name or os.path.exists(netns_path(name))
+
+
+def in_netns(argv, netns=None):
+    """``argv`` run inside ``netns`` (``ip netns exec``, which also remounts /sys for
+    that namespace), or unchanged for the root namespace."""
+    return (['ip', 'netns', 'exec', netns] + list(argv)) if netns else list(argv)
+
+
+def run_json(module, argv):
+    """Run a command that prints JSON (bpftool -j, ip -j, ethtool --json).
+
+    Returns (data, None) or (None, error message); bpftool's own {"error": ...} counts
+    as an error.
+    """
+    rc, out, err = module.run_command(argv)
+    try:
+        data = json.loads(out) if out.strip() else None
+    except ValueError as exc:
+        data, bad = None, str(exc)
+    else:
+        bad = None
+    if isinstance(data, dict) and 'error' in data:
+        return None, data['error']
+    if rc != 0 or data is None:
+        return None, (err or out).strip() or bad or 'rc=%s' % rc
+    return data, None
 
 
 def default_pin_dir(ifname, netns=None):

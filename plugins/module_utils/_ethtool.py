@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import in_netns
+
 # ethtool -K accepts these legacy short names; -k reports the long ones.
 FEATURE_ALIASES = {
     'rx': 'rx-checksumming',
@@ -298,11 +300,7 @@ class Ethtool(object):
         self.binary = binary or module.get_bin_path('ethtool', required=True)
 
     def run(self, *args):
-        cmd = [self.binary] + list(args)
-        if self.netns:
-            cmd = ['ip', 'netns', 'exec', self.netns] + cmd
-        rc, out, err = self.module.run_command(cmd)
-        return rc, out, err
+        return self.module.run_command(in_netns([self.binary] + list(args), self.netns))
 
     def query(self, opt, parser):
         """Run ``ethtool OPT IF``; return (parsed or None, error message or None)."""

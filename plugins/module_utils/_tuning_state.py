@@ -23,6 +23,7 @@ import sys
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ROOT_NS_LABEL,
     STATE_ROOT,
+    in_netns,
 )
 
 TUNING_STATE_DIR = STATE_ROOT + '/tuning'
@@ -93,10 +94,8 @@ def fs_op(module, netns=None, read=None, write=None, dev=None):
     None]], ``dev`` (see _HELPER). Raises HelperError when the helper itself fails.
     """
     req = {'read': list(read or []), 'write': [list(x) for x in (write or [])], 'dev': dev}
-    cmd = [sys.executable, '-c', _HELPER, json.dumps(req)]
-    if netns:
-        cmd = ['ip', 'netns', 'exec', netns] + cmd
-    rc, out, err = module.run_command(cmd)
+    rc, out, err = module.run_command(
+        in_netns([sys.executable, '-c', _HELPER, json.dumps(req)], netns))
     if rc != 0:
         raise HelperError('reading/writing sysfs%s failed (rc=%s): %s'
                           % (' in netns %s' % netns if netns else '', rc, (err or out).strip()))

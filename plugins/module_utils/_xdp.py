@@ -16,19 +16,13 @@ mode switch is detach-then-attach (with a rollback if the attach fails).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 
+from ansible_collections.kbypass.xdp.plugins.module_utils import _netlink
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_path
-
-try:
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-except ImportError:  # the module calls _deps.require_pyroute2 first
-    IPRoute = None
-
-    class NetlinkError(Exception):  # type: ignore[no-redef]
-        code = 0
+from ansible_collections.kbypass.xdp.plugins.module_utils._netlink import NetlinkError
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
@@ -51,14 +45,15 @@ class XdpError(Exception):
         self.errno = err
 
 
+@contextlib.contextmanager
 def open_netlink(netns=None):
-    """IPRoute in ``netns`` (never creates the namespace)."""
-    if netns:
-        if not os.path.exists(netns_path(netns)):
-            raise XdpError('network namespace %r does not exist (%s missing)'
-                           % (netns, netns_path(netns)), errno.ENOENT)
-        return IPRoute(netns=netns, flags=0)
-    return IPRoute()
+    """IPRoute in ``netns`` (never creates the namespace); always closed."""
+    try:
+        with _netlink.netlink(netns) as ipr:
+            yield ipr
+    except _netlink.NetnsMissing as e:
+        raise XdpError('network namespace %r does not exist (%s missing)'
+                       % (netns, netns_path(netns)), errno.ENOENT) from e
 
 
 def parse_xdp(attrs):
@@ -85,14 +80,11 @@ def parse_xdp(attrs):
 
 def link_state(ipr, ifname):
     """{'ifindex', 'kind', 'xdp': parse_xdp(...)} or None when the link does not exist."""
-    idx = ipr.link_lookup(ifname=ifname)
-    if not idx:
+    msg = _netlink.find_link(ipr, ifname)
+    if msg is None:
         return None
-    msg = ipr.link('get', index=idx[0])[0]
     xdp = msg.get_attr('IFLA_XDP')
-    linkinfo = msg.get_attr('IFLA_LINKINFO')
-    kind = linkinfo.get_attr('IFLA_INFO_KIND') if linkinfo is not None else None
-    return {'ifindex': idx[0], 'kind': kind,
+    return {'ifindex': msg['index'], 'kind': _netlink.link_kind(msg),
             'xdp': parse_xdp(xdp['attrs'] if xdp is not None else [])}
 
 

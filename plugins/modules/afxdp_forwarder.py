@@ -277,6 +277,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
     format_cpulist,
     ifname_error,
+    in_netns,
     netns_error,
     netns_path,
 )
@@ -568,10 +569,7 @@ class Forwarder(object):
                 return [], 'interface %s does not exist in %s' % (ifname, where)
         # /sys of this mount namespace shows the root netns; `ip netns exec` remounts
         # sysfs for the target namespace.
-        ip = self.module.get_bin_path('ip')
-        if not ip:
-            return [], 'the ip command (iproute2) is needed to inspect netns %s' % netns
-        rc, out, _err = self.module.run_command([ip, 'netns', 'exec', netns, 'ls', '-1', qdir])
+        rc, out, _err = self.module.run_command(in_netns(['ls', '-1', qdir], netns))
         if rc != 0:
             return [], 'interface %s does not exist in %s' % (ifname, where)
         return parse_rx_queues(out.splitlines()), None

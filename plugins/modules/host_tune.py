@@ -130,7 +130,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error, netns_exists
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
     HelperError,
@@ -243,7 +243,7 @@ def main():
     err = netns_error(netns)
     if err:
         module.fail_json(msg=err)
-    if netns and not os.path.exists('/run/netns/%s' % netns):
+    if not netns_exists(netns):
         module.fail_json(msg='network namespace %s does not exist (ip netns list)' % netns)
     want_sysctls = {}
     for name, val in (p['sysctls'] or {}).items():

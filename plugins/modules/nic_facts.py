@@ -127,7 +127,6 @@ ansible_facts:
       returned: always
 '''
 
-import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -135,6 +134,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
+    netns_exists,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import Ethtool, EthtoolError
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
@@ -198,7 +198,7 @@ def irq_facts(irqs, affinity):
 
 def gather(module, name, netns, interrupts, stats_mode, stats_filter):
     entry = {'name': name, 'netns': netns, 'exists': False}
-    if netns and not os.path.exists('/run/netns/%s' % netns):
+    if not netns_exists(netns):
         entry['error'] = 'network namespace %s does not exist' % netns
         return entry
     base = '/sys/class/net/%s/' % name

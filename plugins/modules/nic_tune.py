@@ -239,6 +239,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
+    netns_exists,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import (
     CHANNEL_KEYS,
@@ -605,7 +606,7 @@ def main():
     err = ifname_error(ifname) or netns_error(netns)
     if err:
         module.fail_json(msg=err)
-    if netns and not os.path.exists('/run/netns/%s' % netns):
+    if not netns_exists(netns):
         module.fail_json(msg='network namespace %s does not exist (ip netns list)' % netns)
     try:
         req = normalize_request(p)

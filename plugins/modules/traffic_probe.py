@@ -184,20 +184,21 @@ import os
 import re
 import select
 import socket
-import struct
 import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
     ifname_error,
+    in_netns,
     netns_error,
     netns_path,
+    run_json,
 )
 
 CLONE_NEWNET = 0x40000000
-STEER_INDEX = {0: 'seen', 1: 'matched', 2: 'redirected', 3: 'redirect_missed', 4: 'passed'}
 
 
 class ProbeError(Exception):
@@ -245,10 +246,6 @@ class InNetns(object):
         return False
 
 
-def ns_cmd(netns, argv):
-    return (['ip', 'netns', 'exec', netns] + list(argv)) if netns else list(argv)
-
-
 def family_of(address):
     return 'IPv6' if ipaddress.ip_address(address).version == 6 else 'IPv4'
 
@@ -256,54 +253,15 @@ def family_of(address):
 # ---------------------------------------------------------------------------------------
 # counters
 # ---------------------------------------------------------------------------------------
-def _le_int(hexbytes):
-    return int.from_bytes(bytes(int(b, 16) for b in hexbytes), 'little')
-
-
-def parse_percpu_dump(dump):
-    """Sum bpftool's JSON dump of steer_stats over CPUs -> {name: {packets, bytes}}."""
-    out = dict((name, {'packets': 0, 'bytes': 0}) for name in STEER_INDEX.values())
-    for entry in dump or []:
-        key = entry.get('key')
-        key = _le_int(key) if isinstance(key, list) else int(key)
-        name = STEER_INDEX.get(key)
-        if name is None:
-            continue
-        for cpu in entry.get('values') or []:
-            value = cpu.get('value')
-            if isinstance(value, list):
-                raw = bytes(int(b, 16) for b in value)
-                packets, nbytes = struct.unpack_from('<QQ', raw.ljust(16, b'\0'))
-            elif isinstance(value, dict):
-                packets, nbytes = int(value.get('packets', 0)), int(value.get('bytes', 0))
-            else:
-                continue
-            out[name]['packets'] += packets
-            out[name]['bytes'] += nbytes
-    return out
-
-
-def read_steer(module, pin_dir):
+def read_steer(pin_dir):
     """Snapshot of the steering counters, or None when they are not pinned."""
     path = os.path.join(pin_dir, 'steer_stats')
     if not os.path.exists(path):
         return None
     try:
-        from ansible_collections.kbypass.xdp.plugins.module_utils._bpf import read_steer_stats
-    except ImportError:
-        read_steer_stats = None
-    if read_steer_stats is not None:
-        try:
-            stats = read_steer_stats(pin_dir)
-            return dict((name, {'packets': int(stats[name]['packets']),
-                                'bytes': int(stats[name]['bytes'])})
-                        for name in STEER_INDEX.values())
-        except Exception:  # pylint: disable=broad-except
-            pass  # fall back to bpftool below
-    rc, out, err = module.run_command(['bpftool', '-j', 'map', 'dump', 'pinned', path])
-    if rc != 0:
-        raise ProbeError('cannot read %s with bpftool: %s' % (path, err.strip()))
-    return parse_percpu_dump(json.loads(out))
+        return _bpf.read_steer_stats(pin_dir)
+    except OSError as exc:  # BpfError is an OSError
+        raise ProbeError('cannot read %s: %s' % (path, exc))
 
 
 def _pid_alive(pid):
@@ -376,9 +334,9 @@ def start_tcpdump(module, p, family):
     if not p['tcpdump_count']:
         return None
     flt = '%s and udp src port %d' % ('ip6' if family == 'IPv6' else 'ip', p['port'])
-    argv = ns_cmd(p['peer_netns'], ['timeout', str(p['tcpdump_timeout']), 'tcpdump', '-n', '-l',
-                                    '-q', '-c', str(p['tcpdump_count']), '-i', p['peer_ifname'],
-                                    flt])
+    argv = in_netns(['timeout', str(p['tcpdump_timeout']), 'tcpdump', '-n', '-l', '-q',
+                     '-c', str(p['tcpdump_count']), '-i', p['peer_ifname'], flt],
+                    p['peer_netns'])
     before = _packet_sockets(p['peer_netns'], p['peer_ifname'])
     worker = _Background(module, argv)
     worker.start()
@@ -429,7 +387,7 @@ def run_generator(module, p, address):
 
 def probe_matching(module, p, observation):
     bursts = []
-    steer = read_steer(module, p['pin_dir'])
+    steer = read_steer(p['pin_dir'])
     fwd = read_forwarder(p['forwarder_stats_file'], since=time.time(), wait=p['stats_wait'])
     for address in p['dut_addresses']:
         family = family_of(address)
@@ -440,7 +398,7 @@ def probe_matching(module, p, observation):
             capture = finish_tcpdump(p, cap)
         if capture:
             observation['tcpdump'].append(capture)
-        steer_after = read_steer(module, p['pin_dir'])
+        steer_after = read_steer(p['pin_dir'])
         fwd_after = read_forwarder(p['forwarder_stats_file'], since=time.time(),
                                    wait=p['stats_wait'])
         bursts.append({'family': family, 'address': address, 'port': p['port'],
@@ -477,8 +435,8 @@ _PING_RE = re.compile(r'(\d+) packets transmitted, (\d+) (?:packets )?received')
 
 
 def ping(module, p, address):
-    argv = ns_cmd(p['peer_netns'], ['ping', '-n', '-q', '-c', str(p['ping_count']), '-i', '0.2',
-                                    '-W', '1', '-w', str(p['ping_count'] + 3), address])
+    argv = in_netns(['ping', '-n', '-q', '-c', str(p['ping_count']), '-i', '0.2',
+                     '-W', '1', '-w', str(p['ping_count'] + 3), address], p['peer_netns'])
     rc, out, err = module.run_command(argv)
     match = _PING_RE.search(out)
     sent, received = (int(match.group(1)), int(match.group(2))) if match else (p['ping_count'], 0)
@@ -530,7 +488,7 @@ def tcp_connect(p, address):
 
 
 def probe_nonmatching(module, p):
-    steer = read_steer(module, p['pin_dir'])
+    steer = read_steer(p['pin_dir'])
     fwd = read_forwarder(p['forwarder_stats_file'], since=time.time(), wait=p['stats_wait'])
     res = {'icmp': [], 'neighbour': [], 'udp': [], 'tcp': []}
     for address in p['dut_addresses']:
@@ -540,7 +498,7 @@ def probe_nonmatching(module, p):
         res['udp'].append(udp_other_port(p, address))
         res['tcp'].append(tcp_connect(p, address))
     res['steer_before'] = steer
-    res['steer_after'] = read_steer(module, p['pin_dir'])
+    res['steer_after'] = read_steer(p['pin_dir'])
     res['forwarder_before'] = fwd
     res['forwarder_after'] = read_forwarder(p['forwarder_stats_file'], since=time.time(),
                                             wait=p['stats_wait'])
@@ -550,20 +508,10 @@ def probe_nonmatching(module, p):
 # ---------------------------------------------------------------------------------------
 # observation (bpftool, ip -j)
 # ---------------------------------------------------------------------------------------
-def _json_cmd(module, argv):
-    rc, out, err = module.run_command(argv)
-    if rc != 0 or not out.strip():
-        return None, (err or out).strip()
-    try:
-        return json.loads(out), None
-    except ValueError as exc:
-        return None, str(exc)
-
-
 def observe(module, p):
     obs = {'tcpdump': [], 'program': None, 'bpftool_net': None, 'xsks_map': None, 'errors': []}
-    net, err = _json_cmd(module, ns_cmd(p['dut_netns'], ['bpftool', '-j', 'net', 'show', 'dev',
-                                                         p['dut_ifname']]))
+    net, err = run_json(module, in_netns(['bpftool', '-j', 'net', 'show', 'dev', p['dut_ifname']],
+                                         p['dut_netns']))
     if net is None:
         obs['errors'].append('bpftool net show: %s' % err)
     else:
@@ -573,7 +521,7 @@ def observe(module, p):
         xdp = [x for x in net.get('xdp') or [] if x.get('devname') in (None, p['dut_ifname'])]
         if xdp:
             prog = {'id': xdp[0].get('id'), 'mode': xdp[0].get('mode')}
-            info, err = _json_cmd(module, ['bpftool', '-j', 'prog', 'show', 'id', str(prog['id'])])
+            info, err = run_json(module, ['bpftool', '-j', 'prog', 'show', 'id', str(prog['id'])])
             if info:
                 prog.update(name=info.get('name'), tag=info.get('tag'), type=info.get('type'),
                             map_ids=info.get('map_ids'))
@@ -582,7 +530,7 @@ def observe(module, p):
             obs['program'] = prog
     path = os.path.join(p['pin_dir'], 'xsks_map')
     if os.path.exists(path):
-        info, err = _json_cmd(module, ['bpftool', '-j', 'map', 'show', 'pinned', path])
+        info, err = run_json(module, ['bpftool', '-j', 'map', 'show', 'pinned', path])
         if info:
             obs['xsks_map'] = dict((k, info.get(k)) for k in ('id', 'type', 'name', 'max_entries'))
         else:
@@ -594,7 +542,7 @@ def observe(module, p):
 
 def link_info(module, netns, ifname):
     argv = ['ip', '-j'] + (['-n', netns] if netns else []) + ['addr', 'show', 'dev', ifname]
-    info = _json_cmd(module, argv)[0]
+    info = run_json(module, argv)[0]
     if not info:
         return {}
     info = info[0]

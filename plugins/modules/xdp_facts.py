@@ -113,22 +113,19 @@ ansible_facts:
       returned: always
 '''
 
-import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
     ifname_error,
+    in_netns,
     netns_error,
+    netns_exists,
+    run_json,
 )
-
-try:
-    from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
-    HAS_BPF_UTIL = True
-except ImportError:  # pragma: no cover - the bpf helper ships with the collection
-    HAS_BPF_UTIL = False
 
 XSKMAP_NOTE = ('the kernel refuses user-space lookups of XSKMAP entries; '
                'see steer_stats.redirected for socket traffic')
@@ -197,18 +194,7 @@ class Inspector(object):
         self.ip = module.get_bin_path('ip', required=True)
 
     def _json(self, cmd, netns=None):
-        if netns:
-            cmd = [self.ip, 'netns', 'exec', netns] + cmd
-        rc, out, err = self.module.run_command(cmd)
-        try:
-            data = json.loads(out) if out.strip() else None
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and 'error' in data:
-            return None, data['error']
-        if rc != 0:
-            return None, (err or out).strip() or 'rc=%s' % rc
-        return data, None
+        return run_json(self.module, in_netns(cmd, netns))
 
     def link(self, name, netns):
         cmd = [self.ip, '-j', 'link', 'show', 'dev', name]
@@ -220,7 +206,7 @@ class Inspector(object):
     def interface(self, item, want_ports):
         name, netns = item['name'], item['netns']
         entry = {'name': name, 'netns': netns, 'exists': False}
-        if netns and not os.path.exists('/run/netns/%s' % netns):
+        if not netns_exists(netns):
             entry['error'] = 'network namespace %s does not exist' % netns
             return entry
         link, err = self.link(name, netns)
@@ -251,12 +237,12 @@ class Inspector(object):
         entry['steer_stats'] = None
         entry['steer_ports'] = None
         entry['pin_errors'] = {}
-        if HAS_BPF_UTIL and os.path.exists(os.path.join(item['pin_dir'], 'steer_stats')):
+        if os.path.exists(os.path.join(item['pin_dir'], 'steer_stats')):
             try:
                 entry['steer_stats'] = _bpf.read_steer_stats(item['pin_dir'])
             except OSError as exc:
                 entry['pin_errors']['steer_stats'] = str(exc)
-        if want_ports and HAS_BPF_UTIL and os.path.exists(
+        if want_ports and os.path.exists(
                 os.path.join(item['pin_dir'], 'steer_ports')):
             try:
                 entry['steer_ports'] = _bpf.read_steer_ports(item['pin_dir'])

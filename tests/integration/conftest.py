@@ -58,6 +58,24 @@ def sh(cmd, netns=None, check=True, timeout=60):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check)
 
 
+def remove_netns(*names):
+    """Delete the named namespaces that exist (their veths go with them)."""
+    for ns in names:
+        if ns in netns_list():
+            sh(['ip', 'netns', 'del', ns], check=False)
+
+
+def make_veth_pair(ns_a, if_a, ns_b, if_b):
+    """Two fresh namespaces joined by a veth pair, both ends up (no addresses)."""
+    remove_netns(ns_a, ns_b)
+    sh(['ip', 'netns', 'add', ns_a])
+    sh(['ip', 'netns', 'add', ns_b])
+    sh(['ip', 'link', 'add', if_a, 'netns', ns_a, 'type', 'veth', 'peer', 'name', if_b,
+        'netns', ns_b])
+    sh(['ip', '-n', ns_a, 'link', 'set', if_a, 'up'])
+    sh(['ip', '-n', ns_b, 'link', 'set', if_b, 'up'])
+
+
 def netns_list():
     try:
         return sorted(os.listdir('/run/netns'))

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, BIN, _env, netns_list, run_module, sh
+from conftest import ROOT, BIN, _env, make_veth_pair, remove_netns, run_module, sh
 
 NS1, NS2, IF0, IF1 = 'kbtt3', 'kbtt4', 'kbttv2', 'kbttv3'
 PIN_DIR = '/sys/fs/bpf/kbypass/%s/%s' % (NS1, IF0)
@@ -36,9 +36,7 @@ char _license[] SEC("license") = "GPL";
 
 
 def _cleanup():
-    for ns in (NS1, NS2):
-        if ns in netns_list():
-            sh(['ip', 'netns', 'del', ns], check=False)
+    remove_netns(NS1, NS2)
     sh(['rm', '-rf', PIN_DIR], check=False)
     sh(['rmdir', os.path.dirname(PIN_DIR)], check=False)
 
@@ -60,12 +58,7 @@ def bed(tmp_path_factory):
         sh(['clang', '-O2', '-g', '-target', 'bpf',
             '-I/usr/include/%s-linux-gnu' % platform.machine(), '-c', str(tmp / 'prog.c'),
             '-o', obj])
-        sh(['ip', 'netns', 'add', NS1])
-        sh(['ip', 'netns', 'add', NS2])
-        sh(['ip', 'link', 'add', IF0, 'netns', NS1, 'type', 'veth', 'peer', 'name', IF1,
-            'netns', NS2])
-        sh(['ip', '-n', NS1, 'link', 'set', IF0, 'up'])
-        sh(['ip', '-n', NS2, 'link', 'set', IF1, 'up'])
+        make_veth_pair(NS1, IF0, NS2, IF1)
         sh(['ip', '-n', NS1, 'link', 'set', 'dev', IF0, 'xdpdrv', 'obj', obj, 'sec', 'xdp'])
         _ensure_bpffs()
         os.makedirs(PIN_DIR, exist_ok=True)

@@ -12,27 +12,20 @@ import sys
 
 import pytest
 
-from conftest import ROOT, BIN, _env, netns_list, run_module, sh
+from conftest import ROOT, BIN, _env, make_veth_pair, remove_netns, run_module, sh
 
 NS1, NS2, IF0, IF1 = 'kbtt1', 'kbtt2', 'kbttv0', 'kbttv1'
 
 
 def _cleanup():
-    for ns in (NS1, NS2):
-        if ns in netns_list():
-            sh(['ip', 'netns', 'del', ns], check=False)
+    remove_netns(NS1, NS2)
 
 
 @pytest.fixture
 def bed(tmp_path):
     _cleanup()
     try:
-        sh(['ip', 'netns', 'add', NS1])
-        sh(['ip', 'netns', 'add', NS2])
-        sh(['ip', 'link', 'add', IF0, 'netns', NS1, 'type', 'veth', 'peer', 'name', IF1,
-            'netns', NS2])
-        sh(['ip', '-n', NS1, 'link', 'set', IF0, 'up'])
-        sh(['ip', '-n', NS2, 'link', 'set', IF1, 'up'])
+        make_veth_pair(NS1, IF0, NS2, IF1)
         yield {'state_dir': str(tmp_path / 'state'), 'tmp': tmp_path}
     finally:
         _cleanup()

@@ -35,26 +35,6 @@ def test_validate_rejects(kw, needle):
     assert any(needle in e for e in errors), errors
 
 
-def _hexle(value, width):
-    return ['0x%02x' % b for b in value.to_bytes(width, 'little')]
-
-
-def test_parse_percpu_dump_sums_cpus():
-    dump = []
-    for key, (p0, p1) in enumerate([(5, 6), (3, 0), (2, 1), (0, 4), (7, 7)]):
-        dump.append({'key': _hexle(key, 4),
-                     'values': [{'cpu': 0, 'value': _hexle(p0, 8) + _hexle(p0 * 64, 8)},
-                                {'cpu': 1, 'value': _hexle(p1, 8) + _hexle(p1 * 64, 8)}]})
-    out = tp.parse_percpu_dump(dump)
-    assert out['seen'] == {'packets': 11, 'bytes': 704}
-    assert out['matched']['packets'] == 3
-    assert out['redirect_missed']['packets'] == 4
-    assert out['passed']['packets'] == 14
-    # BTF-formatted values work as well
-    formatted = [{'key': 2, 'values': [{'cpu': 0, 'value': {'packets': 9, 'bytes': 90}}]}]
-    assert tp.parse_percpu_dump(formatted)['redirected'] == {'packets': 9, 'bytes': 90}
-
-
 def test_read_forwarder_missing_and_dead(tmp_path):
     assert tp.read_forwarder(str(tmp_path / 'none.json')) is None
     path = tmp_path / 'x.stats.json'
