@@ -26,14 +26,15 @@ help:
 	@echo "make verify | facts | tune | bench"
 
 # --- set-up -----------------------------------------------------------------------
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt test-requirements.txt constraints.txt
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  need=""; for p in python3-venv python3-pip git make rsync shellcheck; do \
 	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
 	  if [ -n "$$need" ]; then apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi; fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check \
+	  -r requirements.txt -r test-requirements.txt -c constraints.txt
 	touch $@
 
 $(COLL_LINK):
