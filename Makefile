@@ -17,6 +17,7 @@ PLAYBOOK := $(BIN)/ansible-playbook -i inventory/local
 ARGS ?=
 
 .PHONY: help run teardown verify facts tune bench test unit integration sanity lint molecule \
+        artifact \
         toolchain setup clean-venv
 
 help:
@@ -42,6 +43,14 @@ $(COLL_LINK):
 	ln -sfn $(CURDIR) $@
 
 setup: $(STAMP) $(COLL_LINK)
+
+# ansible-core alone plus requirements.txt: what a user of the collection has (make artifact).
+CORE_VENV := $(CURDIR)/.venv-core
+$(CORE_VENV)/.kbypass-stamp: requirements.txt constraints.txt
+	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	  ansible-core -r requirements.txt -c constraints.txt
+	touch $@
 
 # The target's toolchain (clang, libbpf, libxdp, bpftool, ...) comes from our own role,
 # so tests build against exactly what users get.
@@ -69,7 +78,7 @@ bench: toolchain
 
 # --- tests --------------------------------------------------------------------------
 test: toolchain
-	$(MAKE) --no-print-directory unit integration sanity lint molecule
+	$(MAKE) --no-print-directory unit integration sanity lint molecule artifact
 
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
@@ -86,5 +95,9 @@ lint: setup
 molecule: setup
 	$(BIN)/molecule test -s default
 
+# Build the tarball, install it into a project outside the repository, run it from there.
+artifact: setup $(CORE_VENV)/.kbypass-stamp
+	bash tests/artifact/run.sh
+
 clean-venv:
-	rm -rf $(VENV) .collections
+	rm -rf $(VENV) $(CORE_VENV) .collections

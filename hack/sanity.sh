@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# `make sanity`: ansible-test sanity on exactly what git would ship, plus the changelog lint.
+# `make sanity`: ansible-test sanity on exactly what git would ship, plus the changelog and
+# collection-docs lints. `make sanity-next` runs it again with the newer ansible-core venv.
 #
 # ansible-test only runs inside .../ansible_collections/<ns>/<name>/ and only sees files git
 # tracks, so we copy the git-visible tree (tracked + untracked, not ignored) into a temporary
 # collection directory with its own throw-away git repository.
-# Environment: PYTHON_VERSION (default 3.11), SANITY_ARGS (extra ansible-test arguments,
-# e.g. "--test pep8"), KEEP_SANITY_TMP=1 keeps the copy for debugging.
+# Environment: SANITY_VENV (venv whose ansible-test runs, default .venv), PYTHON_VERSION
+# (default 3.11), SANITY_ARGS (extra ansible-test arguments, e.g. "--test pep8"),
+# KEEP_SANITY_TMP=1 keeps the copy for debugging. The lints always run from .venv.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BIN="${ROOT}/.venv/bin"
+BIN="${SANITY_VENV:-${ROOT}/.venv}/bin"
+TOOLS="${ROOT}/.venv/bin"
+export PATH="${TOOLS}:${PATH}"  # antsibull-docs calls ansible-galaxy and ansible-doc
 PYTHON_VERSION="${PYTHON_VERSION:-3.11}"
 read -r -a EXTRA <<<"${SANITY_ARGS:-}"
 
@@ -47,10 +51,12 @@ git init -q
 git add -A
 git -c user.name=sanity -c user.email=sanity@invalid commit -qm sanity --no-verify
 
-# 3. ansible-test sanity, then the changelog lint.
+# 3. ansible-test sanity, then the collection-docs lint (on the copy, which sits in an
+# ansible_collections tree), then the changelog lint.
 status=0
 "${BIN}/ansible-test" sanity --local --python "${PYTHON_VERSION}" --color no "${EXTRA[@]}" || status=$?
+"${TOOLS}/antsibull-docs" lint-collection-docs --plugin-docs "${coll}" || status=$?
 cd "${ROOT}"
-"${BIN}/antsibull-changelog" lint || status=$?
-"${BIN}/antsibull-changelog" lint-changelog-yaml changelogs/changelog.yaml || status=$?
+"${TOOLS}/antsibull-changelog" lint || status=$?
+"${TOOLS}/antsibull-changelog" lint-changelog-yaml changelogs/changelog.yaml || status=$?
 exit "${status}"

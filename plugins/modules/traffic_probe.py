@@ -123,7 +123,7 @@ options:
 notes:
   - Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN for C(setns), CAP_BPF for bpftool).
   - Uses C(ip), C(ping), C(tcpdump), C(timeout) and C(bpftool), all installed by the
-    M(kbypass.xdp.toolchain) role.
+    P(kbypass.xdp.toolchain#role) role.
 '''
 
 EXAMPLES = r'''
