@@ -17,7 +17,7 @@ PLAYBOOK := $(BIN)/ansible-playbook -i inventory/local
 ARGS ?=
 
 .PHONY: help run teardown verify facts tune bench test unit integration sanity lint molecule \
-        artifact \
+        artifact sanity-next docs ee \
         toolchain setup clean-venv
 
 help:
@@ -52,6 +52,17 @@ $(CORE_VENV)/.kbypass-stamp: requirements.txt constraints.txt
 	  ansible-core -r requirements.txt -c constraints.txt
 	touch $@
 
+# Second point of the support matrix: ansible-core 2.20 on Python 3.12 (pyenv), sanity only.
+ANSIBLE_CORE_NEXT ?= 2.20.10
+PYTHON_NEXT ?= $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3)))
+NEXT_VENV := $(CURDIR)/.venv-next
+$(NEXT_VENV)/.kbypass-stamp: requirements.txt
+	@test -n "$(PYTHON_NEXT)" || { echo "no Python 3.12 (set PYTHON_NEXT=...)" >&2; exit 1; }
+	test -x $(NEXT_VENV)/bin/python || $(PYTHON_NEXT) -m venv $(NEXT_VENV)
+	$(NEXT_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	  ansible-core==$(ANSIBLE_CORE_NEXT) -r requirements.txt
+	touch $@
+
 # The target's toolchain (clang, libbpf, libxdp, bpftool, ...) comes from our own role,
 # so tests build against exactly what users get.
 toolchain: setup
@@ -78,7 +89,7 @@ bench: toolchain
 
 # --- tests --------------------------------------------------------------------------
 test: toolchain
-	$(MAKE) --no-print-directory unit integration sanity lint molecule artifact
+	$(MAKE) --no-print-directory unit integration sanity lint sanity-next ee molecule artifact
 
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
@@ -89,15 +100,22 @@ integration: setup
 sanity: setup
 	bash hack/sanity.sh
 
+sanity-next: setup $(NEXT_VENV)/.kbypass-stamp
+	SANITY_VENV=$(NEXT_VENV) PYTHON_VERSION=3.12 bash hack/sanity.sh
+
 lint: setup
 	$(BIN)/ansible-lint --offline --profile production
 
 molecule: setup
 	$(BIN)/molecule test -s default
 
+# Execution-environment metadata: ansible-builder create + introspection (no containers).
+ee: setup
+	bash hack/ee-check.sh
+
 # Build the tarball, install it into a project outside the repository, run it from there.
 artifact: setup $(CORE_VENV)/.kbypass-stamp
 	bash tests/artifact/run.sh
 
 clean-venv:
-	rm -rf $(VENV) $(CORE_VENV) .collections
+	rm -rf $(VENV) $(CORE_VENV) $(NEXT_VENV) .collections
