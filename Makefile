@@ -109,6 +109,10 @@ lint: setup
 molecule: setup
 	$(BIN)/molecule test -s default
 
+# HTML docs of every module and role: docs/build/site/build/html/index.html
+docs: setup
+	bash hack/docs.sh
+
 # Execution-environment metadata: ansible-builder create + introspection (no containers).
 ee: setup
 	bash hack/ee-check.sh

@@ -39,7 +39,7 @@ cleanup() {
   for pidfile in "${proj}"/target/run/forwarder/*.pid; do
     [[ -f "${pidfile}" ]] || continue
     pid="$(cat "${pidfile}")"
-    [[ "${pid}" =~ ^[0-9]+$ ]] && kill "${pid}" 2>/dev/null || true
+    if [[ "${pid}" =~ ^[0-9]+$ ]]; then kill "${pid}" 2>/dev/null || true; fi
   done
   local ns
   for ns in "${NAMESPACES[@]}"; do
