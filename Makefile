@@ -17,7 +17,7 @@ PLAYBOOK := $(BIN)/ansible-playbook -i inventory/local
 ARGS ?=
 
 .PHONY: help run teardown verify facts tune bench test unit integration sanity lint molecule \
-        toolchain setup clean-venv
+        toolchain setup clean-venv fleet
 
 help:
 	@echo "make run       - whole pipeline on the local netns test bed (playbooks/site.yml)"
@@ -84,6 +84,16 @@ lint: setup
 
 molecule: setup
 	$(BIN)/molecule test -s default
+
+# N Debian 12 hosts (systemd-nspawn, systemd as PID 1) over SSH; KBFLEET_HOSTS=N (default 3).
+# Caches: /var/cache/kbypass-fleet (base image, apt-cacher-ng), ~/.cache/kbypass/wheels.
+fleet: setup
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then need=""; \
+	  for p in debootstrap systemd-container apt-cacher-ng openssh-client; do \
+	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
+	  if [ -n "$$need" ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi; fi
+	$(BIN)/molecule test -s fleet
 
 clean-venv:
 	rm -rf $(VENV) .collections
