@@ -17,7 +17,7 @@ PLAYBOOK := $(BIN)/ansible-playbook -i inventory/local
 ARGS ?=
 
 .PHONY: help run teardown verify facts tune bench test unit integration sanity lint molecule \
-        artifact sanity-next docs ee \
+        artifact sanity-next docs ee fleet \
         toolchain setup clean-venv
 
 help:
@@ -120,6 +120,16 @@ ee: setup
 # Build the tarball, install it into a project outside the repository, run it from there.
 artifact: setup $(CORE_VENV)/.kbypass-stamp
 	bash tests/artifact/run.sh
+
+# N Debian 12 hosts (systemd-nspawn, systemd as PID 1) over SSH; KBFLEET_HOSTS=N (default 3).
+# Caches: /var/cache/kbypass-fleet (base image, apt-cacher-ng), ~/.cache/kbypass/wheels.
+fleet: setup
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then need=""; \
+	  for p in debootstrap systemd-container apt-cacher-ng openssh-client; do \
+	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
+	  if [ -n "$$need" ]; then apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi; fi
+	$(BIN)/molecule test -s fleet
 
 clean-venv:
 	rm -rf $(VENV) $(CORE_VENV) $(NEXT_VENV) .collections

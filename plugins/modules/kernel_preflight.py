@@ -51,6 +51,11 @@ options:
     type: list
     elements: str
     default: []
+  bpffs_path:
+    description:
+      - Where bpffs is expected; RV(bpffs_mounted) tells whether one is mounted there.
+    type: path
+    default: /sys/fs/bpf
   fail_on_missing:
     description:
       - Fail when something is missing. With V(false) only report it in RV(missing).
@@ -115,7 +120,7 @@ btf:
   returned: always
   type: bool
 bpffs_mounted:
-  description: Whether a bpf filesystem is mounted at C(/sys/fs/bpf) in this mount namespace.
+  description: Whether a bpf filesystem is mounted at O(bpffs_path) in this mount namespace.
   returned: always
   type: bool
 capabilities:
@@ -184,6 +189,7 @@ def main():
             require_btf=dict(type='bool', default=True),
             require_testbed=dict(type='bool', default=True),
             extra_options=dict(type='list', elements='str', default=[]),
+            bpffs_path=dict(type='path', default='/sys/fs/bpf'),
             fail_on_missing=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
@@ -246,7 +252,7 @@ def main():
         config=shown,
         probes=probes,
         btf=bool(probes.get('btf_vmlinux')),
-        bpffs_mounted=kc.bpffs_mounted(_read_text('/proc/mounts')),
+        bpffs_mounted=kc.bpffs_mounted(_read_text('/proc/mounts'), params['bpffs_path']),
         capabilities=capabilities,
         memlock=dict(soft=_limit(soft), hard=_limit(hard), can_raise_to_unlimited=raised),
         missing=missing,

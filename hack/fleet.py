@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+# Copyright: (c) 2026, kbypass.xdp developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A fleet of Debian 12 hosts on this machine: systemd-nspawn containers booted with
+systemd as PID 1, reached over SSH, with nothing but an apt proxy to talk to.
+
+  fleet.py image                      build (or reuse) the cached base image, print its path
+  fleet.py create -n 3 --out DIR      boot kbfleet1..N, write DIR/inventory.yml
+  fleet.py destroy                    stop and remove everything create made (safe to repeat)
+  fleet.py check                      exit 1 when anything of a fleet is left on this machine
+
+Layout on the controller (documented in the README, section "Fleet tests"):
+  /var/cache/kbypass-fleet/base-<hash>   debootstrap image, <hash> over suite + package list
+  /var/cache/kbypass-fleet/apt-cacher-ng apt proxy cache, kept between runs
+  /var/lib/kbypass-fleet/                run state: per host overlay upper/work/root, pidfiles
+Network: bridge kbfleetbr0 198.18.200.1/24 on the controller, host i at 198.18.200.(10+i),
+no default route, no DNS: the hosts reach the controller's apt proxy (port 3142) and each
+other, nothing else (no PyPI).
+"""
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+SUITE = 'bookworm'
+MIRROR = 'http://deb.debian.org/debian'
+# What a freshly installed cloud VM has; python3-apt because Ansible's apt module needs it.
+PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'python3', 'python3-apt',
+            'sudo']
+CACHE = '/var/cache/kbypass-fleet'
+STATE = '/var/lib/kbypass-fleet'
+PREFIX = 'kbfleet'
+BRIDGE = 'kbfleetbr0'
+NET = '198.18.200'
+CONTROLLER_IP = NET + '.1'
+PROXY_PORT = 3142
+BECOME_USER = 'kbfleet'
+BOOT_TIMEOUT = 90
+
+
+def log(msg):
+    print('fleet: %s' % msg, file=sys.stderr, flush=True)
+
+
+def run(argv, check=True, **kwargs):
+    return subprocess.run(argv, check=check, text=True, **kwargs)
+
+
+def base_path():
+    digest = hashlib.sha256(json.dumps([SUITE, MIRROR, PACKAGES]).encode()).hexdigest()[:12]
+    return os.path.join(CACHE, 'base-%s' % digest)
+
+
+def write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as handle:
+        handle.write(text)
+    os.chmod(path, mode)
+
+
+# --- base image -------------------------------------------------------------------------
+def ensure_image():
+    """debootstrap the base once; later runs (and concurrent ones, under a lock) reuse it."""
+    base = base_path()
+    os.makedirs(CACHE, exist_ok=True)
+    with open(os.path.join(CACHE, '.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(base, '.kbfleet-complete')):
+            return base
+        tmp = base + '.tmp'
+        shutil.rmtree(tmp, ignore_errors=True)
+        started = time.monotonic()
+        log('building %s with debootstrap (%s, about a minute)' % (base, ' '.join(PACKAGES)))
+        run(['debootstrap', '--variant=minbase', '--include=' + ','.join(PACKAGES),
+             SUITE, tmp, MIRROR], stdout=subprocess.DEVNULL)
+        # Per-host identity (host keys, machine-id, hostname) is written into each overlay.
+        for name in os.listdir(os.path.join(tmp, 'etc/ssh')):
+            if name.startswith('ssh_host_'):
+                os.unlink(os.path.join(tmp, 'etc/ssh', name))
+        write(os.path.join(tmp, 'etc/machine-id'), '')
+        run(['systemctl', '--root', tmp, 'enable', 'ssh.service'], stderr=subprocess.DEVNULL)
+        run(['chroot', tmp, 'useradd', '--create-home', '--shell', '/bin/bash', BECOME_USER])
+        write(os.path.join(tmp, 'etc/sudoers.d/kbfleet'),
+              '%s ALL=(ALL) NOPASSWD:ALL\n' % BECOME_USER, 0o440)
+        run(['chroot', tmp, 'apt-get', 'clean'])
+        write(os.path.join(tmp, '.kbfleet-complete'), '%s\n' % ' '.join(PACKAGES))
+        os.rename(tmp, base)
+        log('base image built in %.0f s' % (time.monotonic() - started))
+    return base
+
+
+# --- controller side: bridge and apt proxy --------------------------------------------
+def link_exists(name):
+    return run(['ip', 'link', 'show', 'dev', name], check=False,
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def ensure_bridge():
+    if not link_exists(BRIDGE):
+        run(['ip', 'link', 'add', BRIDGE, 'type', 'bridge'])
+        run(['ip', 'addr', 'add', CONTROLLER_IP + '/24', 'dev', BRIDGE])
+    run(['ip', 'link', 'set', BRIDGE, 'up'])
+
+
+def spawn(argv, name, env=None):
+    """Start a long-running process in its own session; we supervise it by pidfile."""
+    with open(os.path.join(STATE, name + '.log'), 'a') as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    write(os.path.join(STATE, name + '.pid'), '%d\n' % proc.pid)
+    return proc
+
+
+def ensure_proxy():
+    """apt-cacher-ng on the bridge address only, its cache kept in CACHE between runs."""
+    if alive(read_pid('apt-cacher-ng')):
+        return
+    cache = os.path.join(CACHE, 'apt-cacher-ng')
+    os.makedirs(cache, exist_ok=True)
+    os.makedirs(os.path.join(STATE, 'acng-log'), exist_ok=True)
+    # Our own config: Debian's remaps send deb.debian.org to ftp.debian.org, which this
+    # machine may not resolve; without a remap the proxy fetches the URL the host asked for.
+    conf = os.path.join(STATE, 'acng-conf')
+    write(os.path.join(conf, 'acng.conf'), ''.join('%s: %s\n' % item for item in (
+        ('CacheDir', cache), ('LogDir', os.path.join(STATE, 'acng-log')),
+        ('SupportDir', '/usr/lib/apt-cacher-ng'), ('BindAddress', CONTROLLER_IP),
+        ('Port', PROXY_PORT), ('SocketPath', os.path.join(STATE, 'acng.socket')),
+        ('PidFile', os.path.join(STATE, 'acng-self.pid')), ('ExThreshold', 4))))
+    spawn(['apt-cacher-ng', '-c', conf, 'ForeGround=1', 'BindAddress=' + CONTROLLER_IP],
+          'apt-cacher-ng')
+    wait_for(lambda: tcp_open(CONTROLLER_IP, PROXY_PORT), 20, 'apt-cacher-ng to listen')
+
+
+def tcp_open(host, port):
+    import socket
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise SystemExit('fleet: timed out after %d s waiting for %s' % (timeout, what))
+
+
+def read_pid(name):
+    try:
+        with open(os.path.join(STATE, name + '.pid')) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid):
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+# --- hosts ------------------------------------------------------------------------------
+def host_ip(index):
+    return '%s.%d' % (NET, 10 + index)
+
+
+def prepare_root(name, index, base, pubkey):
+    """Overlay over the base plus this host's identity, network and apt proxy."""
+    hdir = os.path.join(STATE, name)
+    root = os.path.join(hdir, 'root')
+    for sub in ('upper', 'work', 'root'):
+        os.makedirs(os.path.join(hdir, sub), exist_ok=True)
+    run(['mount', '-t', 'overlay', 'overlay', '-o',
+         'lowerdir=%s,upperdir=%s/upper,workdir=%s/work' % (base, hdir, hdir), root])
+    write(os.path.join(root, 'etc/hostname'), name + '\n')
+    write(os.path.join(root, 'etc/hosts'), '127.0.0.1 localhost\n127.0.1.1 %s\n' % name)
+    write(os.path.join(root, 'etc/machine-id'), uuid.uuid4().hex + '\n', 0o444)
+    run(['ssh-keygen', '-q', '-A', '-f', root])
+    write(os.path.join(root, 'etc/apt/apt.conf.d/01kbfleet-proxy'),
+          'Acquire::http::Proxy "http://%s:%d";\n' % (CONTROLLER_IP, PROXY_PORT))
+    for home, owner in (('root', 'root'), ('home/' + BECOME_USER, BECOME_USER)):
+        keys = os.path.join(root, home, '.ssh/authorized_keys')
+        write(keys, pubkey, 0o600)
+        run(['chroot', root, 'chown', '-R', '%s:%s' % (owner, owner), '/%s/.ssh' % home])
+        os.chmod(os.path.dirname(keys), 0o700)
+    with open(os.path.join(root, 'etc/ssh/ssh_host_ed25519_key.pub')) as handle:
+        return handle.read().split()[:2]
+
+
+def boot(name):
+    root = os.path.join(STATE, name, 'root')
+    env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE='1')
+    # No systemd as PID 1 on the controller: --register=no --keep-unit. The default seccomp
+    # filter refuses bpf(); the hosts are test benches, so they get every capability.
+    spawn(['systemd-nspawn', '--boot', '--quiet', '--directory', root, '--machine', name,
+           '--register=no', '--keep-unit', '--network-bridge=' + BRIDGE,
+           '--system-call-filter=bpf perf_event_open', '--capability=all',
+           '--resolv-conf=off', '--timezone=off', '--link-journal=no',
+           '--console=passive'], name, env=env)
+
+
+def leader(name):
+    """The container's PID 1 as the controller sees it (nspawn's only child)."""
+    def child():
+        pid = read_pid(name)
+        try:
+            with open('/proc/%d/task/%d/children' % (pid, pid)) as handle:
+                return handle.read().split()
+        except (OSError, TypeError):
+            return []
+    wait_for(child, 20, '%s to start its init' % name)
+    return child()[0]
+
+
+def configure_network(name, index):
+    """Address host0 from the controller. systemd-networkd inside would wait for udev
+    forever (sysfs is writable, so it believes udev runs), and the image has no iproute2."""
+    pid = leader(name)
+    wait_for(lambda: run(['nsenter', '-t', pid, '-n', 'ip', 'link', 'show', 'host0'],
+                         check=False, capture_output=True).returncode == 0,
+             20, '%s to get host0' % name)
+    netns = ['nsenter', '-t', pid, '-n', 'ip']
+    run(netns + ['addr', 'replace', host_ip(index) + '/24', 'dev', 'host0'])
+    run(netns + ['link', 'set', 'host0', 'up'])
+    run(netns + ['link', 'set', 'lo', 'up'])
+
+
+def ssh_argv(out, user, ip, command):
+    return ['ssh', '-i', os.path.join(out, 'id_ed25519'), '-o', 'BatchMode=yes',
+            '-o', 'UserKnownHostsFile=' + os.path.join(out, 'known_hosts'),
+            '-o', 'StrictHostKeyChecking=yes', '-o', 'ConnectTimeout=2',
+            '%s@%s' % (user, ip), command]
+
+
+def wait_ssh(out, name, index):
+    def ready():
+        if not alive(read_pid(name)):
+            raise SystemExit('fleet: %s exited during boot, see %s/%s.log' % (name, STATE, name))
+        return run(ssh_argv(out, 'root', host_ip(index), 'true'), check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    wait_for(ready, BOOT_TIMEOUT, '%s to accept SSH' % name)
+    pid1 = run(ssh_argv(out, 'root', host_ip(index), 'cat /proc/1/comm'),
+               capture_output=True).stdout.strip()
+    if pid1 != 'systemd':
+        raise SystemExit('fleet: %s runs %r as PID 1, not systemd' % (name, pid1))
+
+
+def create(args):
+    if args.hosts < 1 or args.hosts > 200:
+        raise SystemExit('fleet: --hosts must be 1..200')
+    leftovers = find_leftovers()
+    if leftovers:
+        raise SystemExit('fleet: a previous fleet is still here (%s); run `%s destroy`'
+                         % ('; '.join(leftovers), sys.argv[0]))
+    started = time.monotonic()
+    base = ensure_image()
+    os.makedirs(STATE, exist_ok=True)
+    out = os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    key = os.path.join(out, 'id_ed25519')
+    if os.path.exists(key):
+        os.unlink(key)
+        os.unlink(key + '.pub')
+    run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'kbfleet-run', '-f', key])
+    with open(key + '.pub') as handle:
+        pubkey = handle.read()
+    ensure_bridge()
+    ensure_proxy()
+    names = ['%s%d' % (PREFIX, i) for i in range(1, args.hosts + 1)]
+    known = []
+    for index, name in enumerate(names, 1):
+        keytype, keydata = prepare_root(name, index, base, pubkey)
+        known.append('%s %s %s\n' % (host_ip(index), keytype, keydata))
+        boot(name)
+        configure_network(name, index)
+    write(os.path.join(out, 'known_hosts'), ''.join(known))
+    for index, name in enumerate(names, 1):
+        wait_ssh(out, name, index)
+    write(os.path.join(STATE, 'fleet.json'), json.dumps({'hosts': names, 'out': out}))
+    write(os.path.join(out, 'inventory.yml'), inventory(out, names))
+    log('%d host(s) up in %.0f s, inventory %s/inventory.yml'
+        % (len(names), time.monotonic() - started, out))
+
+
+def inventory(out, names):
+    """Connection facts only; what makes the hosts differ lives in the scenario."""
+    lines = ['# Generated by hack/fleet.py create: the fleet is gone after `fleet.py destroy`.',
+             'all:', '  children:', '    kbypass_hosts:', '      hosts:']
+    for index, name in enumerate(names, 1):
+        lines.append('        %s:' % name)
+        lines.append('          ansible_host: %s' % host_ip(index))
+    lines += [
+        '      vars:',
+        '        ansible_user: root',
+        '        ansible_python_interpreter: /usr/bin/python3',
+        '        ansible_ssh_private_key_file: %s/id_ed25519' % out,
+        '        ansible_ssh_common_args: >-',
+        '          -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes' % out,
+        '        kbfleet_become_user: %s' % BECOME_USER,
+        '        kbfleet_proxy: http://%s:%d' % (CONTROLLER_IP, PROXY_PORT),
+        '']
+    return '\n'.join(lines)
+
+
+# --- destroy ----------------------------------------------------------------------------
+def processes_under(path):
+    """PIDs whose root directory is inside path (container processes nspawn left)."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            root = os.readlink('/proc/%s/root' % entry)
+        except OSError:
+            continue
+        if root == path or root.startswith(path + '/'):
+            pids.append(int(entry))
+    return pids
+
+
+def stop(name, timeout=20):
+    pid = read_pid(name)
+    if alive(pid):
+        # nspawn turns SIGTERM into an orderly shutdown of the container's systemd.
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        if alive(pid):
+            log('%s did not stop in %d s, killing it' % (name, timeout))
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    try:
+        os.unlink(os.path.join(STATE, name + '.pid'))
+    except OSError:
+        pass
+
+
+def mounts_under(path):
+    with open('/proc/self/mounts') as handle:
+        points = [line.split()[1] for line in handle]
+    return [p for p in points if p == path or p.startswith(path + '/')]
+
+
+def destroy(_args=None):
+    names = sorted(n for n in os.listdir(STATE)
+                   if n.startswith(PREFIX) and os.path.isdir(os.path.join(STATE, n))) \
+        if os.path.isdir(STATE) else []
+    for name in names:
+        stop(name)
+        root = os.path.join(STATE, name, 'root')
+        for pid in processes_under(root):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    if os.path.isdir(STATE):
+        for point in sorted(mounts_under(STATE), key=len, reverse=True):
+            if run(['umount', point], check=False, stderr=subprocess.DEVNULL).returncode:
+                run(['umount', '-l', point], check=False)
+    stop('apt-cacher-ng')
+    if link_exists(BRIDGE):
+        run(['ip', 'link', 'del', BRIDGE])
+    if os.path.isdir(STATE) and not mounts_under(STATE):
+        shutil.rmtree(STATE)
+    leftovers = find_leftovers()
+    if leftovers:
+        raise SystemExit('fleet: destroy left %s' % '; '.join(leftovers))
+    log('destroyed: no container, mount, link, proxy or state left')
+
+
+def find_leftovers():
+    found = []
+    if os.path.exists(STATE):
+        found.append('state directory %s' % STATE)
+    if os.path.isdir(STATE) and mounts_under(STATE):
+        found.append('mounts %s' % mounts_under(STATE))
+    links = run(['ip', '-o', 'link', 'show'], capture_output=True).stdout
+    names = [line.split(':')[1].strip().split('@')[0] for line in links.splitlines()]
+    stray = [n for n in names if n == BRIDGE or n.startswith(('vb-' + PREFIX, 've-' + PREFIX))]
+    if stray:
+        found.append('links %s' % stray)
+    procs = run(['ps', '-eo', 'pid=,args='], capture_output=True).stdout.splitlines()
+    stray = [p.strip() for p in procs
+             if ('systemd-nspawn' in p and '--machine ' + PREFIX in p)
+             or ('apt-cacher-ng' in p and 'BindAddress=' + CONTROLLER_IP in p)]
+    if stray:
+        found.append('processes %s' % stray)
+    if os.path.isdir('/var/lib/machines'):
+        stray = [n for n in os.listdir('/var/lib/machines') if n.startswith(PREFIX)]
+        if stray:
+            found.append('/var/lib/machines/%s' % stray)
+    return found
+
+
+def check(_args=None):
+    leftovers = find_leftovers()
+    if leftovers:
+        print('\n'.join(leftovers))
+        raise SystemExit(1)
+    print('nothing of a fleet is left on this machine')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest='cmd', required=True)
+    sub.add_parser('image').set_defaults(func=lambda _a: print(ensure_image()))
+    p_create = sub.add_parser('create')
+    p_create.add_argument('-n', '--hosts', type=int, default=3)
+    p_create.add_argument('--out', required=True, help='where the key and inventory go')
+    p_create.set_defaults(func=create)
+    sub.add_parser('destroy').set_defaults(func=destroy)
+    sub.add_parser('check').set_defaults(func=check)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit('fleet: needs root (debootstrap, mount, systemd-nspawn, ip)')
+    args.func(args)
+
+
+if __name__ == '__main__':
+    main()
