@@ -277,10 +277,9 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
     format_cpulist,
     ifname_error,
-    in_netns,
     netns_error,
-    netns_path,
 )
+from ansible_collections.kbypass.xdp.plugins.module_utils import _netns
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
 UNIT_TEMPLATE = 'kbypass-fwd'
@@ -532,9 +531,9 @@ class Forwarder(object):
             errors.append('forwarder binary %s is missing or not executable: run the '
                           'kbypass.xdp.forwarder role (it builds and installs it) or set binary'
                           % binary)
-        if p.get('netns') and not os.path.exists(netns_path(p['netns'])):
+        if not _netns.netns_exists(p.get('netns')):
             errors.append('network namespace %s does not exist (no %s): create it first '
-                          '(kbypass.xdp.netns_veth)' % (p['netns'], netns_path(p['netns'])))
+                          '(kbypass.xdp.netns_veth)' % (p['netns'], _netns.netns_path(p['netns'])))
             return errors
         where = ('netns %s' % p['netns']) if p.get('netns') else 'the root namespace'
         ifaces = [p['interface']] + ([p['interface2']] if p.get('interface2') else [])
@@ -562,17 +561,13 @@ class Forwarder(object):
         """RX queue indices of ``ifname`` from sysfs as seen inside its namespace."""
         where = ('netns %s' % netns) if netns else 'the root namespace'
         qdir = '/sys/class/net/%s/queues' % ifname
-        if not netns:
-            try:
-                return parse_rx_queues(os.listdir(qdir)), None
-            except OSError:
-                return [], 'interface %s does not exist in %s' % (ifname, where)
-        # /sys of this mount namespace shows the root netns; `ip netns exec` remounts
-        # sysfs for the target namespace.
-        rc, out, _err = self.module.run_command(in_netns(['ls', '-1', qdir], netns))
-        if rc != 0:
+        try:
+            names = _netns.fs_op(self.module, netns, listdir=[qdir])['list'][qdir]
+        except _netns.HelperError as e:
+            return [], str(e)
+        if names is None:
             return [], 'interface %s does not exist in %s' % (ifname, where)
-        return parse_rx_queues(out.splitlines()), None
+        return parse_rx_queues(names), None
 
     # ---- actions
     def stop(self, pid, start):

@@ -28,7 +28,7 @@ description:
 author:
   - kbypass.xdp developers (@kbypass)
 requirements:
-  - ethtool and iproute2 (C(ip netns exec)) on the target
+  - ethtool and iproute2 (C(ip), to run ethtool inside a namespace) on the target
 options:
   name:
     description: Interface name.
@@ -239,8 +239,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
-    netns_exists,
 )
+from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
 from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import (
     CHANNEL_KEYS,
     Ethtool,
@@ -252,8 +252,6 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import (
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
-    HelperError,
-    fs_op,
     load_state,
     remember,
     save_state,

@@ -93,7 +93,7 @@ attributes:
     description: Before/after of the attached program, mode and ports.
 notes:
   - Runs in the root mount namespace and enters only the network namespace, so the pins on
-    C(/sys/fs/bpf) are reachable for every namespace (C(ip netns exec) would hide bpffs).
+    C(/sys/fs/bpf) are reachable for every namespace (remounting C(/sys) would hide bpffs).
   - C(bpftool map dump) cannot show XSKMAP entries on current kernels; use the counters.
 '''
 
@@ -181,15 +181,13 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
-from ansible_collections.kbypass.xdp.plugins.module_utils import _xdp
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns, _xdp
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     BPFFS_ROOT,
     PIN_ROOT,
     default_pin_dir,
     ifname_error,
     netns_error,
-    netns_path,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
 
@@ -414,11 +412,10 @@ class Runner(object):
         cmd = _bpf.bpftool_loadall_cmd(self.bpftool(), self.m.params['object'], progs_dir,
                                        pinmaps_dir=self.staging if pinmaps else None,
                                        reuse_maps=reuse, offload_dev=offload_dev)
-        if offload_dev and self.netns:
-            # the device is looked up in bpftool's network namespace; keep our mount ns
-            cmd = [self.m.get_bin_path('nsenter', required=True),
-                   '--net=%s' % netns_path(self.netns)] + cmd
-        rc, out, err = self.m.run_command(cmd, environ_update={'LC_ALL': 'C'})
+        # the offload device is looked up in bpftool's network namespace; keep our mount
+        # namespace (bpffs)
+        rc, out, err = _netns.run(self.m, cmd, self.netns if offload_dev else None,
+                                  keep_mounts=True, environ_update={'LC_ALL': 'C'})
         if rc != 0:
             log = _bpf.verifier_log(err)
             if offload_dev:
@@ -619,7 +616,7 @@ def _common_pin_root(pin_dir):
 def _missing_in_check_mode(params, ifname):
     """What a check-mode run cannot find yet (netns, link, object), or None."""
     netns = params['netns']
-    if netns and not os.path.exists(netns_path(netns)):
+    if not _netns.netns_exists(netns):
         return 'network namespace %r does not exist yet' % netns
     if not os.path.isfile(params['object']):
         return 'BPF object %s does not exist yet' % params['object']
@@ -671,7 +668,7 @@ def main():
                             'program would be attached' % missing)
                 run.result['changed'] = True
                 module.exit_json(**run.result)
-        if netns and not os.path.exists(netns_path(netns)):
+        if not _netns.netns_exists(netns):
             if state == 'present':
                 module.fail_json(msg='network namespace %r does not exist; create it first '
                                      '(kbypass.xdp.netns_veth or "ip netns add")' % netns)
