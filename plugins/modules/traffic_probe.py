@@ -23,15 +23,18 @@ description:
     kernel answered), with counter snapshots around all of it.
   - C(observation) reads C(bpftool -j net show) in the DUT namespace, the attached program's
     id/tag/name and the pinned C(xsks_map).
-  - Every loop is bounded in packets and in time. The module never changes anything it did not
-    create; it reports C(changed=false). Comparing the numbers is the job of
+  - Every loop is bounded in packets and in time. The only state it changes is the peer's
+    neighbour cache (an entry flushed so that ARP/ND must resolve through the DUT); it
+    reports C(changed=true) when it flushed an entry. Comparing the numbers is the job of
     M(kbypass.xdp.verify_report).
 author:
   - kbypass.xdp developers (@kbypass)
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is sent; the module returns only the observation.
+    description: >-
+      In check mode nothing is sent or flushed; the module returns only the observation,
+      and C(changed) says whether a real run would flush neighbour entries.
   diff_mode:
     support: none
     description: The module changes nothing, so there is no diff.
@@ -363,8 +366,12 @@ def probe_matching(module, p, observation):
 # non-matching traffic
 # ---------------------------------------------------------------------------------------
 def neighbour_flush(module, p, address):
+    """Flush the peer's entry for ``address``; True when there was one to flush."""
+    if neighbour_show(module, p, address)['state'] == 'NONE':
+        return False
     _netns.run(module, ['ip', 'neigh', 'flush', 'to', address, 'dev', p['peer_ifname']],
                p['peer_netns'])
+    return True
 
 
 def neighbour_show(module, p, address):
@@ -436,9 +443,9 @@ def probe_nonmatching(module, p):
     fwd = read_forwarder(p['forwarder_stats_file'], since=time.time(), wait=p['stats_wait'])
     res = {'icmp': [], 'neighbour': [], 'udp': [], 'tcp': []}
     for address in p['dut_addresses']:
-        neighbour_flush(module, p, address)
+        flushed = neighbour_flush(module, p, address)
         res['icmp'].append(ping(module, p, address))
-        res['neighbour'].append(neighbour_show(module, p, address))
+        res['neighbour'].append(dict(neighbour_show(module, p, address), flushed=flushed))
         res['udp'].append(udp_other_port(p, address))
         res['tcp'].append(tcp_connect(p, address))
     res['steer_before'] = steer
@@ -595,6 +602,10 @@ def main():
                 result['matching'] = probe_matching(module, p, observation)
             if 'nonmatching' in p['probes']:
                 result['nonmatching'] = probe_nonmatching(module, p)
+                result['changed'] = any(n['flushed'] for n in result['nonmatching']['neighbour'])
+        elif 'nonmatching' in p['probes']:  # a real run would flush these entries
+            result['changed'] = any(neighbour_show(module, p, a)['state'] != 'NONE'
+                                    for a in p['dut_addresses'])
     except (ProbeError, OSError) as exc:
         module.fail_json(msg=str(exc), **result)
     result['observation'] = observation
