@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
 import platform
 import struct
@@ -218,6 +219,8 @@ def remove_pins(pin_dir, stop_at=None):
         if os.path.lexists(path):
             os.unlink(path)
             removed.append(path)
+    for name in _digest_marks(pin_dir):
+        os.rmdir(os.path.join(pin_dir, name))
     cur = os.path.abspath(pin_dir)
     stop = os.path.abspath(stop_at) if stop_at else None
     while cur and cur != stop and cur != '/' and os.path.isdir(cur):
@@ -243,6 +246,42 @@ def remove_tree(path):
 
 
 STAGING_PREFIX = 'staging_'
+DIGEST_PREFIX = 'objsha256_'
+
+
+# --- which object the pins came from -------------------------------------------------
+# bpffs holds no regular files, so the object's content hash is the name of an empty
+# directory beside the pins. With it a run learns the pinned program's tag without
+# loading the object again (and check mode needs no staging at all).
+def object_digest(path):
+    """sha256 of a BPF object file (hex)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 16), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _digest_marks(pin_dir):
+    try:
+        return [n for n in os.listdir(pin_dir) if n.startswith(DIGEST_PREFIX)]
+    except OSError:
+        return []
+
+
+def pinned_digest(pin_dir):
+    """The object hash recorded beside the pins, or None."""
+    marks = _digest_marks(pin_dir)
+    return marks[0][len(DIGEST_PREFIX):] if len(marks) == 1 else None
+
+
+def record_digest(pin_dir, digest):
+    """Record ``digest`` as the object the pins in ``pin_dir`` came from."""
+    if pinned_digest(pin_dir) == digest:
+        return
+    for name in _digest_marks(pin_dir):
+        os.rmdir(os.path.join(pin_dir, name))
+    os.mkdir(os.path.join(pin_dir, DIGEST_PREFIX + digest))
 
 
 def sweep_staging(parent, max_age=600.0, now=None):

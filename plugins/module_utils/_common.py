@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 
 IFNAMSIZ = 16  # including the NUL: at most 15 visible characters
@@ -14,7 +12,6 @@ IFNAMSIZ = 16  # including the NUL: at most 15 visible characters
 # names are safe in paths, pins and unit names.
 _NETNS_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
 
-NETNS_RUN_DIR = '/run/netns'
 BPFFS_ROOT = '/sys/fs/bpf'
 PIN_ROOT = BPFFS_ROOT + '/kbypass'
 STATE_ROOT = '/run/kbypass'
@@ -41,42 +38,6 @@ def netns_error(name):
         return ('network namespace name %r is invalid: use 1-63 characters from '
                 'letters, digits, "_", "." and "-", starting with a letter or digit' % name)
     return None
-
-
-def netns_path(name):
-    """Path of a named namespace as `ip netns` creates it."""
-    return os.path.join(NETNS_RUN_DIR, name)
-
-
-def netns_exists(name):
-    """True for the root namespace (None) or a named namespace under /run/netns."""
-    return not name or os.path.exists(netns_path(name))
-
-
-def in_netns(argv, netns=None):
-    """``argv`` run inside ``netns`` (``ip netns exec``, which also remounts /sys for
-    that namespace), or unchanged for the root namespace."""
-    return (['ip', 'netns', 'exec', netns] + list(argv)) if netns else list(argv)
-
-
-def run_json(module, argv):
-    """Run a command that prints JSON (bpftool -j, ip -j, ethtool --json).
-
-    Returns (data, None) or (None, error message); bpftool's own {"error": ...} counts
-    as an error.
-    """
-    rc, out, err = module.run_command(argv)
-    try:
-        data = json.loads(out) if out.strip() else None
-    except ValueError as exc:
-        data, bad = None, str(exc)
-    else:
-        bad = None
-    if isinstance(data, dict) and 'error' in data:
-        return None, data['error']
-    if rc != 0 or data is None:
-        return None, (err or out).strip() or bad or 'rc=%s' % rc
-    return data, None
 
 
 def default_pin_dir(ifname, netns=None):

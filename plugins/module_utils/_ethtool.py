@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import in_netns
+from ansible_collections.kbypass.xdp.plugins.module_utils import _netns
 
 # ethtool -K accepts these legacy short names; -k reports the long ones.
 FEATURE_ALIASES = {
@@ -300,7 +300,7 @@ class Ethtool(object):
         self.binary = binary or module.get_bin_path('ethtool', required=True)
 
     def run(self, *args):
-        return self.module.run_command(in_netns([self.binary] + list(args), self.netns))
+        return _netns.run(self.module, [self.binary] + list(args), self.netns)
 
     def query(self, opt, parser):
         """Run ``ethtool OPT IF``; return (parsed or None, error message or None)."""

@@ -3,9 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """pyroute2 helpers shared by kbypass.xdp modules.
 
-Everything here talks netlink through pyroute2 (no parsing of ``ip`` output).
-A namespace is named the way ``ip netns`` names it; ``None`` is the network
-namespace the module runs in (the root namespace on a normal host).
+Everything here talks netlink through pyroute2 (no parsing of ``ip`` output) on an
+IPRoute that ``_netns.netlink`` opened in the right namespace.
 
 Callers must have checked pyroute2 is importable (``_deps.require_pyroute2``);
 the import below is guarded so that the module_utils import cleanly without it.
@@ -13,19 +12,13 @@ the import below is guarded so that the module_utils import cleanly without it.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import NETNS_RUN_DIR
+from ansible_collections.kbypass.xdp.plugins.module_utils import _netns
 
 try:
-    from pyroute2 import IPRoute
-    from pyroute2 import netns as _pr_netns
     from pyroute2.netlink.exceptions import NetlinkError
 except ImportError:  # pragma: no cover - reported by _deps.require_pyroute2
-    IPRoute = None
-    _pr_netns = None
 
     class NetlinkError(Exception):  # type: ignore[no-redef]
         """Stand-in so ``except NetlinkError`` works without pyroute2."""
@@ -37,72 +30,9 @@ IFA_F_NODAD = 0x02
 NSID_NOT_ASSIGNED = (-1, 0xFFFFFFFF)
 
 
-class NetnsMissing(Exception):
-    """Raised when a named network namespace does not exist."""
-
-    def __init__(self, name):
-        super().__init__('network namespace %r does not exist' % name)
-        self.name = name
-
-
-# --- namespaces -----------------------------------------------------------------------
-
-def list_netns():
-    """Names of the namespaces under /run/netns (exact names, sorted)."""
-    try:
-        return sorted(os.listdir(NETNS_RUN_DIR))
-    except FileNotFoundError:
-        return []
-
-
-def netns_exists(name):
-    """True when ``name`` is a named namespace (None, the current one, always exists)."""
-    return name is None or name in list_netns()
-
-
-def create_netns(name):
-    """Create a named namespace the way ``ip netns add`` does."""
-    _pr_netns.create(name)
-
-
-def remove_netns(name):
-    """Remove a named namespace; its virtual links disappear with it."""
-    _pr_netns.remove(name)
-
-
-@contextlib.contextmanager
-def netns_fd(name):
-    """Yield an open fd for namespace ``name`` (None: the caller's own namespace)."""
-    path = '/proc/self/ns/net' if name is None else os.path.join(NETNS_RUN_DIR, name)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def netlink(netns=None, create=False):
-    """Yield an IPRoute bound to ``netns`` (None: current namespace); always closed.
-
-    A missing namespace raises NetnsMissing unless ``create`` is true (pyroute2 would
-    otherwise create it silently, which a read must never do).
-    """
-    if netns is None:
-        ipr = IPRoute()
-    else:
-        if not create and not netns_exists(netns):
-            raise NetnsMissing(netns)
-        ipr = IPRoute(netns=netns, flags=os.O_CREAT if create else 0)
-    try:
-        yield ipr
-    finally:
-        ipr.close()
-
-
 def nsid_of(ipr, name):
     """The id under which ``ipr``'s namespace knows namespace ``name`` (None if none)."""
-    with netns_fd(name) as fd:
+    with _netns.open_fd(name) as fd:
         reply = ipr.get_netnsid(fd=fd)
     nsid = (reply or {}).get('nsid')
     if nsid is None or nsid in NSID_NOT_ASSIGNED:

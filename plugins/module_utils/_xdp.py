@@ -20,8 +20,7 @@ import contextlib
 import errno
 import os
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _netlink
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_path
+from ansible_collections.kbypass.xdp.plugins.module_utils import _netlink, _netns
 from ansible_collections.kbypass.xdp.plugins.module_utils._netlink import NetlinkError
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
@@ -49,11 +48,11 @@ class XdpError(Exception):
 def open_netlink(netns=None):
     """IPRoute in ``netns`` (never creates the namespace); always closed."""
     try:
-        with _netlink.netlink(netns) as ipr:
+        with _netns.netlink(netns) as ipr:
             yield ipr
-    except _netlink.NetnsMissing as e:
+    except _netns.NetnsMissing as e:
         raise XdpError('network namespace %r does not exist (%s missing)'
-                       % (netns, netns_path(netns)), errno.ENOENT) from e
+                       % (netns, _netns.netns_path(netns)), errno.ENOENT) from e
 
 
 def parse_xdp(attrs):

@@ -84,25 +84,27 @@ options:
     choices: [auto, copy, zerocopy]
     default: auto
   batch_size:
-    description: Descriptors processed per ring operation (forwarder default when omitted).
+    description:
+      - Descriptors processed per ring operation, 1-1024 (forwarder default 64).
+      - At most O(rx_ring_size) and O(tx_ring_size); O(num_frames) at least twice this.
     type: int
   frame_size:
-    description: UMEM frame size in bytes, V(2048) or V(4096).
+    description: UMEM frame size in bytes, 2048 or 4096 (forwarder default 4096).
     type: int
   num_frames:
-    description: UMEM frames per socket (a power of two).
+    description: UMEM frames per socket, 256-1048576 (forwarder default 4096), at least 2 x O(batch_size).
     type: int
   rx_ring_size:
-    description: RX ring size (a power of two).
+    description: RX ring size, 64-32768, a power of two (forwarder default 2048), at least O(batch_size).
     type: int
   tx_ring_size:
-    description: TX ring size (a power of two).
+    description: TX ring size, 64-32768, a power of two (forwarder default 2048), at least O(batch_size).
     type: int
   fill_ring_size:
-    description: Fill ring size (a power of two).
+    description: Fill ring size, 64-32768, a power of two (forwarder default 4096).
     type: int
   comp_ring_size:
-    description: Completion ring size (a power of two).
+    description: Completion ring size, 64-32768, a power of two (forwarder default 2048).
     type: int
   need_wakeup:
     description: Use the need_wakeup flag (fewer syscalls); V(false) passes C(--no-need-wakeup).
@@ -113,16 +115,16 @@ options:
     type: bool
     default: false
   busy_poll_usec:
-    description: SO_BUSY_POLL time in microseconds (with O(busy_poll)).
+    description: SO_BUSY_POLL time in microseconds, 0-1000000 (forwarder default 20); needs O(busy_poll).
     type: int
   busy_poll_budget:
-    description: SO_BUSY_POLL_BUDGET packets (with O(busy_poll)).
+    description: SO_BUSY_POLL_BUDGET packets, 1-65535 (forwarder default 64); needs O(busy_poll).
     type: int
   tap:
     description: TAP device name for O(mode=kernel) (forwarder default when omitted).
     type: str
   stats_interval:
-    description: Seconds between stats file updates (at least 0.1).
+    description: Seconds between stats file updates, 0.05-3600.
     type: float
     default: 1.0
   binary:
@@ -277,15 +279,13 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
     format_cpulist,
     ifname_error,
-    in_netns,
     netns_error,
-    netns_path,
 )
+from ansible_collections.kbypass.xdp.plugins.module_utils import _fwdopts, _netns
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
 UNIT_TEMPLATE = 'kbypass-fwd'
 MAX_QUEUES = 64  # XSKMAP entries in xdp_steer.c
-_RING_OPTS = ('num_frames', 'rx_ring_size', 'tx_ring_size', 'fill_ring_size', 'comp_ring_size')
 
 ARGUMENT_SPEC = dict(
     name=dict(type='str', required=True),
@@ -299,32 +299,16 @@ ARGUMENT_SPEC = dict(
     queues=dict(type='list', elements='int', default=[0]),
     cpus=dict(type='list', elements='int', default=[]),
     bind_mode=dict(type='str', default='auto', choices=['auto', 'copy', 'zerocopy']),
-    batch_size=dict(type='int'),
-    frame_size=dict(type='int'),
-    num_frames=dict(type='int'),
-    rx_ring_size=dict(type='int'),
-    tx_ring_size=dict(type='int'),
-    fill_ring_size=dict(type='int'),
-    comp_ring_size=dict(type='int'),
-    need_wakeup=dict(type='bool', default=True),
-    busy_poll=dict(type='bool', default=False),
-    busy_poll_usec=dict(type='int'),
-    busy_poll_budget=dict(type='int'),
-    tap=dict(type='str'),
-    stats_interval=dict(type='float', default=1.0),
     binary=dict(type='path', default='/usr/local/bin/kbypass-fwd'),
     supervisor=dict(type='str', default='auto', choices=['auto', 'process', 'systemd']),
     state_dir=dict(type='path', default=sv.FORWARDER_STATE_DIR),
     start_timeout=dict(type='float', default=10.0),
     stop_timeout=dict(type='float', default=5.0),
+    **_fwdopts.argument_spec()
 )
 
 
 # --------------------------------------------------------------------------- pure logic
-def _pow2(n):
-    return n > 0 and (n & (n - 1)) == 0
-
-
 def validate_params(p, online_cpus=None):
     """Every problem with the arguments as a list of messages (empty when fine).
 
@@ -369,22 +353,7 @@ def validate_params(p, online_cpus=None):
         if missing:
             errors.append('cpus %s are not online on this host (online: %s)'
                           % (missing, format_cpulist(online_cpus)))
-    if p.get('batch_size') is not None and not 1 <= p['batch_size'] <= 4096:
-        errors.append('batch_size must be between 1 and 4096, got %d' % p['batch_size'])
-    if p.get('frame_size') is not None and p['frame_size'] not in (2048, 4096):
-        errors.append('frame_size must be 2048 or 4096, got %d' % p['frame_size'])
-    for key in _RING_OPTS:
-        if p.get(key) is not None and not _pow2(p[key]):
-            errors.append('%s must be a power of two, got %d' % (key, p[key]))
-    for key in ('busy_poll_usec', 'busy_poll_budget'):
-        if p.get(key) is not None:
-            if not p.get('busy_poll'):
-                errors.append('%s needs busy_poll: true' % key)
-            if p[key] < 0:
-                errors.append('%s must not be negative' % key)
-    if p.get('stats_interval') is not None and not 0.1 <= p['stats_interval'] <= 3600:
-        errors.append('stats_interval must be between 0.1 and 3600 seconds, got %g'
-                      % p['stats_interval'])
+    errors.extend(_fwdopts.errors(p))
     for key in ('start_timeout', 'stop_timeout'):
         if p.get(key) is not None and p[key] <= 0:
             errors.append('%s must be positive' % key)
@@ -410,23 +379,8 @@ def build_argv(p, stats_path):
     if p.get('cpus'):
         argv += ['--cpus', ','.join(str(c) for c in p['cpus'])]
     argv += ['--bind', p['bind_mode']]
-    for key, flag in (('batch_size', '--batch'), ('frame_size', '--frame-size'),
-                      ('num_frames', '--frames'), ('rx_ring_size', '--rx-ring'),
-                      ('tx_ring_size', '--tx-ring'), ('fill_ring_size', '--fill-ring'),
-                      ('comp_ring_size', '--comp-ring')):
-        if p.get(key) is not None:
-            argv += [flag, str(p[key])]
-    if not p.get('need_wakeup', True):
-        argv.append('--no-need-wakeup')
-    if p.get('busy_poll'):
-        argv.append('--busy-poll')
-        if p.get('busy_poll_usec') is not None:
-            argv += ['--busy-poll-usec', str(p['busy_poll_usec'])]
-        if p.get('busy_poll_budget') is not None:
-            argv += ['--busy-poll-budget', str(p['busy_poll_budget'])]
-    if p.get('tap'):
-        argv += ['--tap', p['tap']]
-    argv += ['--interval', '%g' % p['stats_interval'], '--stats-file', stats_path, '--quiet']
+    argv += _fwdopts.argv(p)
+    argv += ['--stats-file', stats_path, '--quiet']
     return argv
 
 
@@ -532,9 +486,9 @@ class Forwarder(object):
             errors.append('forwarder binary %s is missing or not executable: run the '
                           'kbypass.xdp.forwarder role (it builds and installs it) or set binary'
                           % binary)
-        if p.get('netns') and not os.path.exists(netns_path(p['netns'])):
+        if not _netns.netns_exists(p.get('netns')):
             errors.append('network namespace %s does not exist (no %s): create it first '
-                          '(kbypass.xdp.netns_veth)' % (p['netns'], netns_path(p['netns'])))
+                          '(kbypass.xdp.netns_veth)' % (p['netns'], _netns.netns_path(p['netns'])))
             return errors
         where = ('netns %s' % p['netns']) if p.get('netns') else 'the root namespace'
         ifaces = [p['interface']] + ([p['interface2']] if p.get('interface2') else [])
@@ -562,17 +516,13 @@ class Forwarder(object):
         """RX queue indices of ``ifname`` from sysfs as seen inside its namespace."""
         where = ('netns %s' % netns) if netns else 'the root namespace'
         qdir = '/sys/class/net/%s/queues' % ifname
-        if not netns:
-            try:
-                return parse_rx_queues(os.listdir(qdir)), None
-            except OSError:
-                return [], 'interface %s does not exist in %s' % (ifname, where)
-        # /sys of this mount namespace shows the root netns; `ip netns exec` remounts
-        # sysfs for the target namespace.
-        rc, out, _err = self.module.run_command(in_netns(['ls', '-1', qdir], netns))
-        if rc != 0:
+        try:
+            names = _netns.fs_op(self.module, netns, listdir=[qdir])['list'][qdir]
+        except _netns.HelperError as e:
+            return [], str(e)
+        if names is None:
             return [], 'interface %s does not exist in %s' % (ifname, where)
-        return parse_rx_queues(out.splitlines()), None
+        return parse_rx_queues(names), None
 
     # ---- actions
     def stop(self, pid, start):

@@ -130,11 +130,10 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error, netns_exists
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error
+from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
-    HelperError,
-    fs_op,
     load_state,
     remember,
     save_state,

@@ -287,7 +287,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     netns_error,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
-from ansible_collections.kbypass.xdp.plugins.module_utils import _netlink
+from ansible_collections.kbypass.xdp.plugins.module_utils import _netlink, _netns
 
 MTU_MIN = 68
 MTU_MAX = 65535
@@ -666,7 +666,7 @@ def _diff_view(rendered):
 
 def read_state(desired):
     """Snapshot of everything ``desired`` mentions (never creates anything)."""
-    existing = set(_netlink.list_netns())
+    existing = set(_netns.list_netns())
     names = set(desired['namespaces'])
     for link in desired['links']:
         for e in (link['end'], link['peer']):
@@ -680,7 +680,7 @@ def read_state(desired):
             if e['netns'] is None or e['netns'] in existing:
                 wanted.setdefault(e['netns'], set()).add(e['name'])
     for ns in known:
-        with _netlink.netlink(ns) as ipr:
+        with _netns.netlink(ns) as ipr:
             if ns is not None:
                 lo = _netlink.find_link(ipr, 'lo')
                 snap['lo_up'][ns] = bool(lo is not None and lo['flags'] & _netlink.IFF_UP)
@@ -713,7 +713,7 @@ def _resolve_peer(ipr, ns, info, known):
     if target == ns:
         msgs = ipr.link('get', index=info['peer_ifindex'])
         return (ns, msgs[0].get_attr('IFLA_IFNAME')) if msgs else None
-    with _netlink.netlink(target) as other:
+    with _netns.netlink(target) as other:
         msgs = other.link('get', index=info['peer_ifindex'])
         return (target, msgs[0].get_attr('IFLA_IFNAME')) if msgs else None
 
@@ -723,21 +723,21 @@ def apply(actions, ipv6_nodad=True):
     for act in actions:
         op, ns = act['op'], act.get('netns')
         if op == 'create_netns':
-            _netlink.create_netns(ns)
+            _netns.create(ns)
         elif op == 'delete_netns':
-            _netlink.remove_netns(ns)
+            _netns.remove(ns)
         elif op == 'lo_up':
-            with _netlink.netlink(ns) as ipr:
+            with _netns.netlink(ns) as ipr:
                 _netlink.set_link_up(ipr, 'lo', True)
         elif op == 'delete_link':
-            with _netlink.netlink(ns) as ipr:
+            with _netns.netlink(ns) as ipr:
                 msg = _netlink.find_link(ipr, act['ifname'])
                 if msg is not None:  # its peer may already have taken it along
                     ipr.link('del', index=msg['index'])
         elif op == 'create_veth':
             _create_veth(act)
         else:
-            with _netlink.netlink(ns) as ipr:
+            with _netns.netlink(ns) as ipr:
                 msg = _netlink.find_link(ipr, act['ifname'])
                 if msg is None:
                     raise RuntimeError('%s disappeared' % where(ns, act['ifname']))
@@ -771,10 +771,10 @@ def _create_veth(act):
         peer['mtu'] = act['peer_mtu']
     if act['peer_mac']:
         peer['address'] = act['peer_mac']
-    with _netlink.netns_fd(act['peer_netns']) as fd:
+    with _netns.open_fd(act['peer_netns']) as fd:
         if act['peer_netns'] != act['netns']:
             peer['net_ns_fd'] = fd
-        with _netlink.netlink(act['netns']) as ipr:
+        with _netns.netlink(act['netns']) as ipr:
             ipr.link('add', peer=peer, **main)
 
 

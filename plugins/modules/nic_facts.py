@@ -134,11 +134,10 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
-    netns_exists,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import Ethtool, EthtoolError
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
-from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import HelperError, fs_op
+from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
 
 SYSFS_ATTRS = ('napi_defer_hard_irqs', 'gro_flush_timeout', 'mtu', 'tx_queue_len', 'threaded',
                'speed', 'operstate')

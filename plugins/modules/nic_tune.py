@@ -28,7 +28,7 @@ description:
 author:
   - kbypass.xdp developers (@kbypass)
 requirements:
-  - ethtool and iproute2 (C(ip netns exec)) on the target
+  - ethtool and iproute2 (C(ip), to run ethtool inside a namespace) on the target
 options:
   name:
     description: Interface name.
@@ -239,8 +239,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
-    netns_exists,
 )
+from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
 from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import (
     CHANNEL_KEYS,
     Ethtool,
@@ -252,8 +252,6 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import (
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
-    HelperError,
-    fs_op,
     load_state,
     remember,
     save_state,
@@ -320,8 +318,11 @@ def compute_plan(current, req):
 
     ``current`` keys: features {name: {active, fixed}}; channels {'max','current'} or None;
     channels_error; rings likewise; rules [parsed rules] or None; rules_error;
-    sysfs {rel: value or None}; irqs [discover_irqs items]; irq_affinity {irq: [cpus]}.
+    sysfs {rel: value or None}; irqs [discover_irqs items]; irq_affinity {irq: [cpus]};
+    irq_refused {irq (str): cpulist the kernel refused before} (from the state file).
     Returns {'changes': {section: ...}, 'skipped': [{key, reason}], 'before': {...}}.
+    A refused IRQ affinity is not planned again for the same CPUs (it would be a change
+    on every run); it is reported under ``skipped``.
     Pure: no I/O, so unit tests can drive it with recorded device states.
     """
     changes = {}
@@ -415,8 +416,15 @@ def compute_plan(current, req):
         else:
             desired, change = _irq.plan_affinity(queue_irqs, req['irq_cpus'], req['irq_mode'],
                                                  current.get('irq_affinity'))
+            refused = current.get('irq_refused') or {}
             for irq in change:
-                changes.setdefault('irq_affinity', {})[str(irq)] = _irq.format_cpulist(desired[irq])
+                want = _irq.format_cpulist(desired[irq])
+                if refused.get(str(irq)) == want:
+                    skip('irq_cpus', 'IRQ %s refused CPUs %s before; kept %s' % (
+                        irq, want, _irq.format_cpulist(
+                            (current.get('irq_affinity') or {}).get(irq) or [])))
+                    continue
+                changes.setdefault('irq_affinity', {})[str(irq)] = want
                 before.setdefault('irq_affinity', {})[str(irq)] = _irq.format_cpulist(
                     (current.get('irq_affinity') or {}).get(irq) or [])
     return {'changes': changes, 'skipped': skipped, 'before': before}
@@ -505,6 +513,18 @@ def _ethtool_set(module, eth, flag, pairs, what):
                          cmd=' '.join(args))
 
 
+def diff_view(plan):
+    """Before/after of every changed section. ntuple rules have no "before": added ones
+    are new; the ones a restore deletes are gone afterwards."""
+    changes = plan['changes']
+    before = dict((s, plan['before'].get(s, [] if s == 'rules' else {})) for s in changes)
+    after = dict((s, v) for s, v in changes.items() if s != 'rules_delete')
+    if 'rules_delete' in changes:
+        before['rules_delete'] = list(changes['rules_delete'])
+        after['rules_delete'] = []
+    return {'before': before, 'after': after}
+
+
 def apply_changes(module, eth, ifname, netns, changes, state, path, restoring=False,
                   current=None):
     """Apply in hardware order, saving each original before touching it."""
@@ -574,6 +594,9 @@ def apply_changes(module, eth, ifname, netns, changes, state, path, restoring=Fa
         if err or not _irq.affinity_applied(want, effective):
             result['irq_refused'].append({'irq': int(irq), 'requested': cpus, 'error': err,
                                           'effective': _irq.format_cpulist(effective or [])})
+            if not restoring:  # the next run must not plan it again: it is no change
+                state.setdefault('irq_refused', {})[str(irq)] = cpus
+                save_state(path, state)
     return result
 
 
@@ -628,6 +651,7 @@ def main():
         else:
             current = read_current(module, eth, ifname, netns, req['sysfs'], bool(req['rules']),
                                    bool(req['irq_cpus']))
+            current['irq_refused'] = state.get('irq_refused') or {}
             plan = compute_plan(current, req)
     except (EthtoolError, HelperError, ValueError) as exc:
         module.fail_json(msg=str(exc))
@@ -647,9 +671,7 @@ def main():
                         for i in current['irqs']],
                   irq_refused=[], state_file=path)
     if module._diff:
-        after = dict((s, dict(v) if isinstance(v, dict) else v) for s, v in changes.items()
-                     if s in plan['before'])
-        result['diff'] = {'before': plan['before'], 'after': after}
+        result['diff'] = diff_view(plan)
 
     if not module.check_mode and changes:
         applied = apply_changes(module, eth, ifname, netns, changes, state, path,

@@ -23,15 +23,18 @@ description:
     kernel answered), with counter snapshots around all of it.
   - C(observation) reads C(bpftool -j net show) in the DUT namespace, the attached program's
     id/tag/name and the pinned C(xsks_map).
-  - Every loop is bounded in packets and in time. The module never changes anything it did not
-    create; it reports C(changed=false). Comparing the numbers is the job of
+  - Every loop is bounded in packets and in time. The only state it changes is the peer's
+    neighbour cache (an entry flushed so that ARP/ND must resolve through the DUT); it
+    reports C(changed=true) when it flushed an entry. Comparing the numbers is the job of
     M(kbypass.xdp.verify_report).
 author:
   - kbypass.xdp developers (@kbypass)
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is sent; the module returns only the observation.
+    description: >-
+      In check mode nothing is sent or flushed; the module returns only the observation,
+      and C(changed) says whether a real run would flush neighbour entries.
   diff_mode:
     support: none
     description: The module changes nothing, so there is no diff.
@@ -121,7 +124,7 @@ options:
     choices: [matching, nonmatching, observation]
     default: [matching, nonmatching, observation]
 notes:
-  - Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN for C(setns), CAP_BPF for bpftool).
+  - Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN to enter namespaces, CAP_BPF for bpftool).
   - Uses C(ip), C(ping), C(tcpdump), C(timeout) and C(bpftool), all installed by the
     P(kbypass.xdp.toolchain#role) role.
 '''
@@ -177,7 +180,6 @@ timestamp:
   type: str
 '''
 
-import ctypes
 import ipaddress
 import json
 import os
@@ -188,62 +190,16 @@ import threading
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
     ifname_error,
-    in_netns,
     netns_error,
-    netns_path,
-    run_json,
 )
-
-CLONE_NEWNET = 0x40000000
 
 
 class ProbeError(Exception):
     pass
-
-
-# ---------------------------------------------------------------------------------------
-# network namespaces (Python 3.11 has no os.setns)
-# ---------------------------------------------------------------------------------------
-class InNetns(object):
-    """Switch this thread's network namespace for the duration of a with block.
-
-    Sockets created inside keep living in that namespace after the switch back.
-    """
-
-    def __init__(self, name):
-        self.name = name
-        self._orig = None
-
-    @staticmethod
-    def _setns(fd):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-
-    def __enter__(self):
-        if not self.name:
-            return self
-        self._orig = os.open('/proc/self/ns/net', os.O_RDONLY)
-        target = os.open(netns_path(self.name), os.O_RDONLY)
-        try:
-            self._setns(target)
-        finally:
-            os.close(target)
-        return self
-
-    def __exit__(self, *exc):
-        if self._orig is not None:
-            try:
-                self._setns(self._orig)
-            finally:
-                os.close(self._orig)
-                self._orig = None
-        return False
 
 
 def family_of(address):
@@ -306,14 +262,11 @@ def read_forwarder(path, since=None, wait=0.0):
 # ---------------------------------------------------------------------------------------
 def _packet_sockets(netns, ifname):
     """Number of packet sockets bound to ``ifname`` in ``netns`` (tcpdump opens one)."""
-    with InNetns(netns):
-        try:
-            ifindex = str(socket.if_nametoindex(ifname))
-        except OSError:
-            return 0
-        with open('/proc/thread-self/net/packet') as fh:
-            rows = fh.read().splitlines()[1:]
-    return sum(1 for row in rows if len(row.split()) > 4 and row.split()[4] == ifindex)
+    ifindex = _netns.ifindex(netns, ifname)
+    if ifindex is None:
+        return 0
+    rows = _netns.proc_net(netns, 'packet')
+    return sum(1 for row in rows if len(row.split()) > 4 and row.split()[4] == str(ifindex))
 
 
 class _Background(threading.Thread):
@@ -334,9 +287,9 @@ def start_tcpdump(module, p, family):
     if not p['tcpdump_count']:
         return None
     flt = '%s and udp src port %d' % ('ip6' if family == 'IPv6' else 'ip', p['port'])
-    argv = in_netns(['timeout', str(p['tcpdump_timeout']), 'tcpdump', '-n', '-l', '-q',
-                     '-c', str(p['tcpdump_count']), '-i', p['peer_ifname'], flt],
-                    p['peer_netns'])
+    argv = _netns.argv_in(['timeout', str(p['tcpdump_timeout']), 'tcpdump', '-n', '-l', '-q',
+                           '-c', str(p['tcpdump_count']), '-i', p['peer_ifname'], flt],
+                          p['peer_netns'])
     before = _packet_sockets(p['peer_netns'], p['peer_ifname'])
     worker = _Background(module, argv)
     worker.start()
@@ -413,16 +366,17 @@ def probe_matching(module, p, observation):
 # non-matching traffic
 # ---------------------------------------------------------------------------------------
 def neighbour_flush(module, p, address):
-    argv = ['ip'] + (['-n', p['peer_netns']] if p['peer_netns'] else []) + [
-        'neigh', 'flush', 'to', address, 'dev', p['peer_ifname']]
-    module.run_command(argv)
+    """Flush the peer's entry for ``address``; True when there was one to flush."""
+    if neighbour_show(module, p, address)['state'] == 'NONE':
+        return False
+    _netns.run(module, ['ip', 'neigh', 'flush', 'to', address, 'dev', p['peer_ifname']],
+               p['peer_netns'])
+    return True
 
 
 def neighbour_show(module, p, address):
-    argv = ['ip', '-j'] + (['-n', p['peer_netns']] if p['peer_netns'] else []) + [
-        'neigh', 'show', 'to', address, 'dev', p['peer_ifname']]
-    rc, out, err = module.run_command(argv)
-    entries = json.loads(out) if rc == 0 and out.strip() else []
+    entries = _netns.run_json(module, ['ip', '-j', 'neigh', 'show', 'to', address,
+                                       'dev', p['peer_ifname']], p['peer_netns'])[0] or []
     entry = entries[0] if entries else {}
     state = entry.get('state') or ['NONE']
     state = '/'.join(state) if isinstance(state, list) else str(state)
@@ -435,9 +389,9 @@ _PING_RE = re.compile(r'(\d+) packets transmitted, (\d+) (?:packets )?received')
 
 
 def ping(module, p, address):
-    argv = in_netns(['ping', '-n', '-q', '-c', str(p['ping_count']), '-i', '0.2',
-                     '-W', '1', '-w', str(p['ping_count'] + 3), address], p['peer_netns'])
-    rc, out, err = module.run_command(argv)
+    rc, out, err = _netns.run(module, ['ping', '-n', '-q', '-c', str(p['ping_count']),
+                                       '-i', '0.2', '-W', '1', '-w', str(p['ping_count'] + 3),
+                                       address], p['peer_netns'])
     match = _PING_RE.search(out)
     sent, received = (int(match.group(1)), int(match.group(2))) if match else (p['ping_count'], 0)
     return {'address': address, 'sent': sent, 'received': received, 'rc': rc}
@@ -445,10 +399,8 @@ def ping(module, p, address):
 
 def udp_other_port(p, address):
     fam = socket.AF_INET6 if family_of(address) == 'IPv6' else socket.AF_INET
-    with InNetns(p['dut_netns']):
-        listener = socket.socket(fam, socket.SOCK_DGRAM)
-    with InNetns(p['peer_netns']):
-        sender = socket.socket(fam, socket.SOCK_DGRAM)
+    listener = _netns.socket(p['dut_netns'], fam, socket.SOCK_DGRAM)
+    sender = _netns.socket(p['peer_netns'], fam, socket.SOCK_DGRAM)
     received = 0
     try:
         listener.bind((address, p['other_port']))
@@ -470,8 +422,7 @@ def udp_other_port(p, address):
 
 def tcp_connect(p, address):
     fam = socket.AF_INET6 if family_of(address) == 'IPv6' else socket.AF_INET
-    with InNetns(p['peer_netns']):
-        sock = socket.socket(fam, socket.SOCK_STREAM)
+    sock = _netns.socket(p['peer_netns'], fam, socket.SOCK_STREAM)
     sock.settimeout(2.0)
     try:
         sock.connect((address, p['port']))
@@ -492,9 +443,9 @@ def probe_nonmatching(module, p):
     fwd = read_forwarder(p['forwarder_stats_file'], since=time.time(), wait=p['stats_wait'])
     res = {'icmp': [], 'neighbour': [], 'udp': [], 'tcp': []}
     for address in p['dut_addresses']:
-        neighbour_flush(module, p, address)
+        flushed = neighbour_flush(module, p, address)
         res['icmp'].append(ping(module, p, address))
-        res['neighbour'].append(neighbour_show(module, p, address))
+        res['neighbour'].append(dict(neighbour_show(module, p, address), flushed=flushed))
         res['udp'].append(udp_other_port(p, address))
         res['tcp'].append(tcp_connect(p, address))
     res['steer_before'] = steer
@@ -510,8 +461,8 @@ def probe_nonmatching(module, p):
 # ---------------------------------------------------------------------------------------
 def observe(module, p):
     obs = {'tcpdump': [], 'program': None, 'bpftool_net': None, 'xsks_map': None, 'errors': []}
-    net, err = run_json(module, in_netns(['bpftool', '-j', 'net', 'show', 'dev', p['dut_ifname']],
-                                         p['dut_netns']))
+    net, err = _netns.run_json(module, ['bpftool', '-j', 'net', 'show', 'dev', p['dut_ifname']],
+                               p['dut_netns'])
     if net is None:
         obs['errors'].append('bpftool net show: %s' % err)
     else:
@@ -521,7 +472,7 @@ def observe(module, p):
         xdp = [x for x in net.get('xdp') or [] if x.get('devname') in (None, p['dut_ifname'])]
         if xdp:
             prog = {'id': xdp[0].get('id'), 'mode': xdp[0].get('mode')}
-            info, err = run_json(module, ['bpftool', '-j', 'prog', 'show', 'id', str(prog['id'])])
+            info, err = _netns.run_json(module, ['bpftool', '-j', 'prog', 'show', 'id', str(prog['id'])])
             if info:
                 prog.update(name=info.get('name'), tag=info.get('tag'), type=info.get('type'),
                             map_ids=info.get('map_ids'))
@@ -530,7 +481,7 @@ def observe(module, p):
             obs['program'] = prog
     path = os.path.join(p['pin_dir'], 'xsks_map')
     if os.path.exists(path):
-        info, err = run_json(module, ['bpftool', '-j', 'map', 'show', 'pinned', path])
+        info, err = _netns.run_json(module, ['bpftool', '-j', 'map', 'show', 'pinned', path])
         if info:
             obs['xsks_map'] = dict((k, info.get(k)) for k in ('id', 'type', 'name', 'max_entries'))
         else:
@@ -541,8 +492,7 @@ def observe(module, p):
 
 
 def link_info(module, netns, ifname):
-    argv = ['ip', '-j'] + (['-n', netns] if netns else []) + ['addr', 'show', 'dev', ifname]
-    info = run_json(module, argv)[0]
+    info = _netns.run_json(module, ['ip', '-j', 'addr', 'show', 'dev', ifname], netns)[0]
     if not info:
         return {}
     info = info[0]
@@ -623,7 +573,7 @@ def main():
     if not p['pin_dir']:
         p['pin_dir'] = default_pin_dir(p['dut_ifname'], p['dut_netns'])
     for ns in (p['dut_netns'], p['peer_netns']):
-        if ns and not os.path.exists(netns_path(ns)):
+        if not _netns.netns_exists(ns):
             module.fail_json(msg='network namespace %r does not exist: run the testbed role first '
                                  '(or fix verify_dut_netns / verify_peer_netns)' % ns)
     need_gen = 'matching' in p['probes'] and not module.check_mode
@@ -652,6 +602,10 @@ def main():
                 result['matching'] = probe_matching(module, p, observation)
             if 'nonmatching' in p['probes']:
                 result['nonmatching'] = probe_nonmatching(module, p)
+                result['changed'] = any(n['flushed'] for n in result['nonmatching']['neighbour'])
+        elif 'nonmatching' in p['probes']:  # a real run would flush these entries
+            result['changed'] = any(neighbour_show(module, p, a)['state'] != 'NONE'
+                                    for a in p['dut_addresses'])
     except (ProbeError, OSError) as exc:
         module.fail_json(msg=str(exc), **result)
     result['observation'] = observation

@@ -23,7 +23,9 @@ author:
 attributes:
   check_mode:
     support: full
-    description: In check mode the verdict is computed but no file is written.
+    description: >-
+      In check mode the verdict and the files are rendered in memory and compared with
+      what is on disk (changed when a real run would write), but nothing is written.
   diff_mode:
     support: none
     description: Reports are run artefacts; no diff is returned.
@@ -94,6 +96,7 @@ files:
   type: dict
 '''
 
+import io
 import os
 import tempfile
 
@@ -115,28 +118,29 @@ except ImportError:
     HAS_MATPLOTLIB = False
 
 
-def _write(path, content):
-    """Atomically write ``content`` (str or bytes); return True when the file changed."""
-    mode = 'wb' if isinstance(content, bytes) else 'w'
+def _differs(path, content):
+    """True when ``path`` does not hold exactly ``content`` (bytes)."""
     try:
-        with open(path, 'rb' if mode == 'wb' else 'r') as fh:
-            if fh.read() == content:
-                return False
-    except (OSError, UnicodeDecodeError):
-        pass
+        with open(path, 'rb') as fh:
+            return fh.read() != content
+    except OSError:
+        return True
+
+
+def _write(path, content):
+    """Atomically write ``content`` (bytes)."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-')
-    with os.fdopen(fd, mode) as fh:
+    with os.fdopen(fd, 'wb') as fh:
         fh.write(content)
     os.chmod(tmp, 0o644)
     os.rename(tmp, path)
-    return True
 
 
-def render_plot(path, host, data):
-    """Plot tx/rx pps over time for every matching burst. Return True when written."""
+def render_plot(host, data):
+    """PNG bytes of tx/rx pps over time for every matching burst, or None without bursts."""
     bursts = [b for b in data.get('matching') or [] if (b.get('generator') or {}).get('series')]
     if not bursts:
-        return False
+        return None
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
     for burst in bursts:
         gen = burst['generator']
@@ -151,9 +155,10 @@ def render_plot(path, host, data):
     ax.grid(True, alpha=0.3)
     ax.legend(loc='lower center')
     fig.tight_layout()
-    fig.savefig(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png')
     plt.close(fig)
-    return True
+    return buf.getvalue()
 
 
 def main():
@@ -176,31 +181,29 @@ def main():
     report_dir = module.params['report_dir']
     base = os.path.join(report_dir, 'verify-%s' % host)
     files = {'markdown': base + '.md', 'json': base + '.json'}
-    changed = False
-    warnings = []
-    if not module.check_mode:
+    # Render everything first: check mode then predicts exactly what a real run writes.
+    content = {}
+    if module.params['plot'] and not HAS_MATPLOTLIB:
+        module.warn('matplotlib is not importable on the controller: the pps plot was '
+                    'skipped (pip install matplotlib)')
+    elif module.params['plot']:
+        png = render_plot(host, data)
+        if png:
+            files['png'] = base + '.png'
+            content['png'] = png
+    plot_name = os.path.basename(files['png']) if 'png' in files else None
+    content['markdown'] = (render_markdown(host, data, verdict, plot_name) + '\n').encode()
+    content['json'] = render_json(host, data, verdict).encode()
+    stale = [k for k in content if _differs(files[k], content[k])]
+    if stale and not module.check_mode:
         try:
             os.makedirs(report_dir, exist_ok=True)
-            plot_name = None
-            if module.params['plot']:
-                if HAS_MATPLOTLIB:
-                    tmp_png = base + '.png'
-                    if render_plot(tmp_png, host, data):
-                        files['png'] = tmp_png
-                        plot_name = os.path.basename(tmp_png)
-                        changed = True
-                else:
-                    warnings.append('matplotlib is not importable on the controller: the pps plot '
-                                    'was skipped (pip install matplotlib)')
-            changed |= _write(files['markdown'],
-                              render_markdown(host, data, verdict, plot_name) + '\n')
-            changed |= _write(files['json'], render_json(host, data, verdict))
+            for k in stale:
+                _write(files[k], content[k])
         except OSError as exc:
             module.fail_json(msg='cannot write the report under %s: %s' % (report_dir, exc))
-    for warning in warnings:
-        module.warn(warning)
     msg = verdict['failures'][0] if verdict['failures'] else summary[0]
-    module.exit_json(changed=changed, ok=verdict['ok'], msg=msg, failures=verdict['failures'],
+    module.exit_json(changed=bool(stale), ok=verdict['ok'], msg=msg, failures=verdict['failures'],
                      summary=summary, verdict=verdict, files=files)
 
 

@@ -85,15 +85,16 @@ attributes:
   check_mode:
     support: full
     description: >-
-      Loads the object into a temporary bpffs directory to learn its tag (and to run the
-      verifier), removes it again, and reports what would change; the interface, the pins
-      and the maps are left untouched.
+      Touches nothing (no staging directory, no load into the kernel). The object's
+      content hash, recorded beside the pins by the last real run, tells whether the
+      pinned program came from this object; a different object is reported as a
+      replacement (the verifier runs only in a real run).
   diff_mode:
     support: full
     description: Before/after of the attached program, mode and ports.
 notes:
   - Runs in the root mount namespace and enters only the network namespace, so the pins on
-    C(/sys/fs/bpf) are reachable for every namespace (C(ip netns exec) would hide bpffs).
+    C(/sys/fs/bpf) are reachable for every namespace (remounting C(/sys) would hide bpffs).
   - C(bpftool map dump) cannot show XSKMAP entries on current kernels; use the counters.
 '''
 
@@ -181,15 +182,13 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
-from ansible_collections.kbypass.xdp.plugins.module_utils import _xdp
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns, _xdp
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     BPFFS_ROOT,
     PIN_ROOT,
     default_pin_dir,
     ifname_error,
     netns_error,
-    netns_path,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
 
@@ -294,6 +293,8 @@ def plan_present(current, desired):
         if not ours:
             plan['reasons'].append('forced: replacing program %r (id %s)'
                                    % (att.get('name'), att.get('id')))
+        elif desired['tag'] is None:
+            plan['reasons'].append('the object differs from the one pinned (content hash)')
         elif att.get('tag') != desired['tag']:
             plan['reasons'].append('program tag differs (%s attached, %s in the object)'
                                    % (att.get('tag'), desired['tag']))
@@ -414,11 +415,10 @@ class Runner(object):
         cmd = _bpf.bpftool_loadall_cmd(self.bpftool(), self.m.params['object'], progs_dir,
                                        pinmaps_dir=self.staging if pinmaps else None,
                                        reuse_maps=reuse, offload_dev=offload_dev)
-        if offload_dev and self.netns:
-            # the device is looked up in bpftool's network namespace; keep our mount ns
-            cmd = [self.m.get_bin_path('nsenter', required=True),
-                   '--net=%s' % netns_path(self.netns)] + cmd
-        rc, out, err = self.m.run_command(cmd, environ_update={'LC_ALL': 'C'})
+        # the offload device is looked up in bpftool's network namespace; keep our mount
+        # namespace (bpffs)
+        rc, out, err = _netns.run(self.m, cmd, self.netns if offload_dev else None,
+                                  keep_mounts=True, environ_update={'LC_ALL': 'C'})
         if rc != 0:
             log = _bpf.verifier_log(err)
             if offload_dev:
@@ -465,14 +465,25 @@ class Runner(object):
                       'role installs it there)' % p['object'])
         attached = self.read_attached(link)
         pinned_prog, pinned_maps, ports = self.read_pins()
-        self.stage()
-        new = self.load('progs', pinmaps=True)
-        fresh_maps = dict((m, _bpf.pinned_map_info(os.path.join(self.staging, m)))
-                          for m in _bpf.STEER_MAPS)
-        missing = [m for m, v in fresh_maps.items() if v is None]
-        if missing:
-            self.fail('%s does not define the map(s) %s that the steering contract needs '
-                      '(docs/contracts.md)' % (p['object'], ', '.join(missing)))
+        digest = _bpf.object_digest(p['object'])
+        pins_complete = bool(pinned_prog) and all(pinned_maps.values())
+        if pins_complete and _bpf.pinned_digest(self.pin_dir) == digest:
+            # the pins came from this very object: its tag and map layout are the pinned ones
+            new = {'name': p['program'], 'tag': pinned_prog['tag']}
+            fresh_maps = pinned_maps
+        elif self.m.check_mode:
+            # learning the tag means loading into the kernel: assume the program changes
+            new = {'name': p['program'], 'tag': None}
+            fresh_maps = pinned_maps if pins_complete else {}
+        else:
+            self.stage()
+            new = self.load('progs', pinmaps=True)
+            fresh_maps = dict((m, _bpf.pinned_map_info(os.path.join(self.staging, m)))
+                              for m in _bpf.STEER_MAPS)
+            missing = [m for m, v in fresh_maps.items() if v is None]
+            if missing:
+                self.fail('%s does not define the map(s) %s that the steering contract needs '
+                          '(docs/contracts.md)' % (p['object'], ', '.join(missing)))
         current = {'attached': attached, 'pinned_prog': pinned_prog,
                    'pinned_maps': pinned_maps, 'ports': ports}
         desired = {'tag': new['tag'], 'name': p['program'], 'mode': p['mode'],
@@ -497,11 +508,13 @@ class Runner(object):
             self.result.update({'mode': attached['mode'] if attached else None,
                                 'prog': _public(attached), 'ports': ports})
             if not self.m.check_mode and attached:
+                self.record(digest)
                 self.finish_result()
             return
 
         self.apply(plan, link, attached, want_ports, ports)
         self.cleanup()
+        self.record(digest)
         link = _xdp.query(self.ifname, self.netns)
         now = self.read_attached(link)
         self.result.update({'mode': now['mode'] if now else None, 'prog': _public(now)})
@@ -509,8 +522,19 @@ class Runner(object):
         if self.m._diff:
             self.result['diff'] = {'before': before, 'after': _view(now, self.result['ports'])}
 
+    def record(self, digest):
+        # bookkeeping for the next run (not a change of the attachment)
+        if not os.path.isdir(self.pin_dir):
+            return
+        try:
+            _bpf.record_digest(self.pin_dir, digest)
+        except OSError as e:
+            self.m.warn('cannot record the object hash in %s: %s' % (self.pin_dir, e))
+
     def apply(self, plan, link, attached, want_ports, ports):
         fds = []
+        if plan['source'] == 'reload' and self.staging is None:
+            self.stage()
         try:
             if plan['source'] == 'pinned':
                 fds.append(_bpf.obj_get(os.path.join(self.pin_dir, _bpf.PROG_PIN)))
@@ -619,7 +643,7 @@ def _common_pin_root(pin_dir):
 def _missing_in_check_mode(params, ifname):
     """What a check-mode run cannot find yet (netns, link, object), or None."""
     netns = params['netns']
-    if netns and not os.path.exists(netns_path(netns)):
+    if not _netns.netns_exists(netns):
         return 'network namespace %r does not exist yet' % netns
     if not os.path.isfile(params['object']):
         return 'BPF object %s does not exist yet' % params['object']
@@ -671,7 +695,7 @@ def main():
                             'program would be attached' % missing)
                 run.result['changed'] = True
                 module.exit_json(**run.result)
-        if netns and not os.path.exists(netns_path(netns)):
+        if not _netns.netns_exists(netns):
             if state == 'present':
                 module.fail_json(msg='network namespace %r does not exist; create it first '
                                      '(kbypass.xdp.netns_veth or "ip netns add")' % netns)

@@ -117,14 +117,11 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
     ifname_error,
-    in_netns,
     netns_error,
-    netns_exists,
-    run_json,
 )
 
 XSKMAP_NOTE = ('the kernel refuses user-space lookups of XSKMAP entries; '
@@ -194,19 +191,16 @@ class Inspector(object):
         self.ip = module.get_bin_path('ip', required=True)
 
     def _json(self, cmd, netns=None):
-        return run_json(self.module, in_netns(cmd, netns))
+        return _netns.run_json(self.module, cmd, netns)
 
     def link(self, name, netns):
-        cmd = [self.ip, '-j', 'link', 'show', 'dev', name]
-        if netns:
-            cmd[1:1] = ['-n', netns]
-        data, err = self._json(cmd)
+        data, err = self._json([self.ip, '-j', 'link', 'show', 'dev', name], netns)
         return (data[0] if data else None), err
 
     def interface(self, item, want_ports):
         name, netns = item['name'], item['netns']
         entry = {'name': name, 'netns': netns, 'exists': False}
-        if not netns_exists(netns):
+        if not _netns.netns_exists(netns):
             entry['error'] = 'network namespace %s does not exist' % netns
             return entry
         link, err = self.link(name, netns)

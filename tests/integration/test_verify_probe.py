@@ -66,6 +66,17 @@ def test_nonmatching_probes_see_the_kernel_answer(plain_pair, tmp_path):
     assert res['observation']['program'] is None
     assert nm['steer_before'] is None
     assert res['topology']['dut_link']['addresses'] == [V4_DUT + '/24', V6_DUT + '/64']
+    assert not any(n['flushed'] for n in nm['neighbour'])  # a fresh pair: nothing cached
+
+    # now the peer has entries: check mode predicts the flush and leaves them alone
+    pred = run_module('traffic_probe', _args(), check=True)
+    assert pred['changed'] is True and 'nonmatching' not in pred, pred
+    cached = sh(['ip', '-j', 'neigh', 'show', 'dev', IF_PEER], netns=NS_PEER).stdout
+    assert V4_DUT in cached and V6_DUT in cached
+    again = run_module('traffic_probe', _args())
+    assert again['changed'] is True
+    assert [n['flushed'] for n in again['nonmatching']['neighbour']] == [True, True]
+    assert all(n['resolved'] for n in again['nonmatching']['neighbour'])
 
     rep = run_module('verify_report', {'host': 'kbmolt', 'data': res,
                                        'report_dir': str(tmp_path), 'plot': False})

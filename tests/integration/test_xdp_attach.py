@@ -366,11 +366,17 @@ def test_check_mode_changes_nothing(clean, objs):
     r = attach(objs['steer'], mode='native', check=True, diff=True)
     assert not r.get('failed') and r['changed'], r
     assert r['diff']['before']['program'] is None
-    assert xdp_state()['prog_id'] is None and not os.path.exists(PIN)
-    assert not [n for n in os.listdir(os.path.dirname(PIN)) if n.startswith('staging')]
+    # no staging directory, no parent created, nothing loaded
+    assert xdp_state()['prog_id'] is None and not os.path.exists(os.path.dirname(PIN))
 
     r = attach(objs['steer'], mode='native')
     pid = r['prog']['id']
+    assert _bpf.pinned_digest(PIN) == _bpf.object_digest(objs['steer'])
+    r = attach(objs['steer'], mode='native', check=True)  # same object: known without loading
+    assert not r.get('failed') and not r['changed'], r
+    r = attach(objs['variant'], mode='native', check=True)
+    assert r['changed'] and 'content hash' in ' '.join(r['plan']['reasons']), r
+    assert not [n for n in os.listdir(os.path.dirname(PIN)) if n.startswith('staging')]
     for kw in ({'mode': 'generic'}, {'ports': [1, 2]}, {'object': objs['variant']},
                {'state': 'absent'}):
         r = attach(objs['steer'] if 'object' not in kw else kw.pop('object'), check=True, **kw)

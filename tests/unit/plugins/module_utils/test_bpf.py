@@ -5,6 +5,7 @@
 the syscall paths are exercised against the real kernel in tests/integration)."""
 from __future__ import annotations
 
+import hashlib
 import os
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _xdp
@@ -166,3 +167,18 @@ def test_sweep_staging_removes_only_old_staging_dirs(tmp_path):
     assert removed == [str(old)]
     assert not old.exists() and new.exists() and other.exists()
     assert _bpf.sweep_staging(str(tmp_path / 'missing')) == []
+
+
+def test_object_digest_recorded_beside_pins(tmp_path):
+    obj = tmp_path / 'o.o'
+    obj.write_bytes(b'\x7fELF object')
+    digest = _bpf.object_digest(str(obj))
+    assert digest == hashlib.sha256(b'\x7fELF object').hexdigest()
+    pins = tmp_path / 'pins'
+    pins.mkdir()
+    assert _bpf.pinned_digest(str(pins)) is None
+    _bpf.record_digest(str(pins), digest)
+    assert _bpf.pinned_digest(str(pins)) == digest
+    _bpf.record_digest(str(pins), 'ab' * 32)  # a new object replaces the mark
+    assert os.listdir(str(pins)) == [_bpf.DIGEST_PREFIX + 'ab' * 32]
+    assert _bpf.remove_pins(str(pins)) == [str(pins)]  # the mark goes with the pins

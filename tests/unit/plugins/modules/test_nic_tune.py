@@ -148,6 +148,23 @@ def test_plan_mlx5_ordering_inputs_rules_and_irqs():
     assert plan['before']['irq_affinity'] == {'99': '0-3', '100': '1'}
     keys = [s['key'] for s in plan['skipped']]
     assert keys == ['ntuple_rules[2]', 'ntuple_rules[3]']
+    diff = m.diff_view(plan)  # the added rule shows in the diff, from nothing
+    assert diff['before']['rules'] == [] and diff['after']['rules'] == ch['rules']
+    assert diff['after']['irq_affinity'] == {'99': '2', '100': '3'}
+
+
+def test_refused_irq_affinity_is_not_planned_again():
+    """The kernel kept IRQ 100 on CPU 1 last run: the same request is no change now."""
+    req = m.normalize_request(params(irq_cpus=[2, 3]))
+    cur = mlx5_current()
+    cur['irq_refused'] = {'100': '3'}
+    plan = m.compute_plan(cur, req)
+    assert plan['changes'] == {'irq_affinity': {'99': '2'}}
+    assert [s['key'] for s in plan['skipped']] == ['irq_cpus']
+    assert 'IRQ 100 refused CPUs 3 before; kept 1' in plan['skipped'][0]['reason']
+    cur['irq_refused'] = {'100': '2'}  # another request for that IRQ is tried again
+    assert m.compute_plan(cur, m.normalize_request(params(irq_cpus=[3, 2])))['changes'] == {
+        'irq_affinity': {'99': '2', '100': '3'}}
 
 
 def test_rules_on_device_without_ntuple_do_not_flip_the_feature():

@@ -1,20 +1,11 @@
 """Unit tests for kbypass.xdp.verify_report: verdict, files written, check mode."""
-import importlib.util
 import json
-import os
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kbypass.xdp.plugins.modules import verify_report as vr
-
-# The sample measurements live next to the _report tests; load them by path (no packages).
-_SPEC = importlib.util.spec_from_file_location(
-    'kbypass_test_report_data',
-    os.path.join(os.path.dirname(__file__), '..', 'module_utils', 'test_report.py'))
-_DATA = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_DATA)
-fwd, good_data = _DATA.fwd, _DATA.good_data
+from report_samples import fwd, good_data  # tests/unit/report_samples.py
 
 
 def run(capsys, args, check=False):
@@ -32,10 +23,23 @@ def test_pass_writes_markdown_json_and_png(tmp_path, capsys):
     assert (tmp_path / 'r' / 'verify-bench1.md').read_text().startswith('# kbypass.xdp verify')
     doc = json.loads((tmp_path / 'r' / 'verify-bench1.json').read_text())
     assert doc['ok'] is True
-    if vr.HAS_MATPLOTLIB:
-        png = (tmp_path / 'r' / 'verify-bench1.png').read_bytes()
-        assert png[:8] == b'\x89PNG\r\n\x1a\n'
-        assert out['files']['png'].endswith('verify-bench1.png')
+    assert vr.HAS_MATPLOTLIB, 'matplotlib is in requirements.txt: the plot must render'
+    png = (tmp_path / 'r' / 'verify-bench1.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n'
+    assert out['files']['png'].endswith('verify-bench1.png') and out['changed'] is True
+
+
+def test_same_data_again_is_no_change_and_new_data_is(tmp_path, capsys):
+    args = {'host': 'h', 'data': good_data(), 'report_dir': str(tmp_path)}
+    assert run(capsys, args)['changed'] is True
+    mtimes = dict((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    assert sorted(mtimes) == ['verify-h.json', 'verify-h.md', 'verify-h.png']
+    again = run(capsys, args)
+    assert again['changed'] is False  # the PNG too renders byte for byte the same
+    assert dict((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir()) == mtimes
+    newer = dict(args, data=dict(good_data(), timestamp='2026-01-02T00:00:00Z'))
+    assert run(capsys, newer, check=True)['changed'] is True
+    assert dict((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir()) == mtimes
 
 
 def test_disagreement_is_returned_not_raised(tmp_path, capsys):
@@ -48,10 +52,10 @@ def test_disagreement_is_returned_not_raised(tmp_path, capsys):
     assert not (tmp_path / 'verify-h.png').exists()
 
 
-def test_check_mode_writes_nothing(tmp_path, capsys):
+def test_check_mode_predicts_the_write_and_writes_nothing(tmp_path, capsys):
     out = run(capsys, {'host': 'h', 'data': good_data(), 'report_dir': str(tmp_path / 'x')},
               check=True)
-    assert out['ok'] is True and out['changed'] is False
+    assert out['ok'] is True and out['changed'] is True  # a real run would write the files
     assert not (tmp_path / 'x').exists()
 
 

@@ -73,6 +73,13 @@ def test_new_tag_same_mode_replaces_against_pinned_maps():
     assert any('tag differs' in r for r in p['reasons'])
 
 
+def test_unknown_object_in_check_mode_is_a_replacement_against_pinned_maps():
+    # check mode does not load an object whose hash differs from the pinned one: tag None
+    p = m.plan_present(current(attached()), desired(tag=None, maps=MAPS))
+    assert p['action'] == 'replace' and p['source'] == 'reload' and p['changed']
+    assert any('content hash' in r for r in p['reasons'])
+
+
 def test_incompatible_pinned_maps_get_fresh_maps():
     bad = dict(MAPS, xsks_map=dict(MAPS['xsks_map'], max_entries=32))
     p = m.plan_present(current(attached(), maps=bad), desired())
