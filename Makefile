@@ -25,6 +25,8 @@ help:
 	@echo "make test      - every test: unit, integration, sanity, lint, molecule"
 	@echo "make teardown  - remove everything the run created"
 	@echo "make verify | facts | tune | bench"
+	@echo "make docs      - HTML docs of every module and role (docs/build/site/build/html)"
+	@echo "make artifact | sanity-next | ee - parts of make test (tarball run, ansible-core 2.20, EE)"
 
 # --- set-up -----------------------------------------------------------------------
 $(STAMP): requirements.txt test-requirements.txt constraints.txt
