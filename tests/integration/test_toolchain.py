@@ -147,11 +147,14 @@ def test_role_installs_is_idempotent_and_removes(kbtq_dir):
     changed = [name for name, res in tasks.items() if res.get('changed')]
     assert stats['failures'] == 0 and stats['changed'] == 0, changed
 
+    # The venv was installed from wheels pushed by the controller: both go on absent.
+    wheels = venv + '-wheels'
+    assert os.path.isdir(wheels)
     stats, _tasks = run_role(kbtq_dir, dict(present, toolchain_state='absent'), check=True)
-    assert stats['changed'] == 1 and os.path.isdir(venv)  # check mode: reported, not done
+    assert stats['changed'] == 2 and os.path.isdir(venv)  # check mode: reported, not done
 
     stats, _tasks = run_role(kbtq_dir, dict(present, toolchain_state='absent'))
-    assert stats['changed'] == 1 and not os.path.exists(venv)
+    assert stats['changed'] == 2 and not os.path.exists(venv) and not os.path.exists(wheels)
     stats, _tasks = run_role(kbtq_dir, dict(present, toolchain_state='absent'))
     assert stats['changed'] == 0
 
