@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
 # Copyright: (c) 2026, kbypass.xdp developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A fleet of Debian 12 hosts on this machine: systemd-nspawn containers booted with

@@ -216,8 +216,8 @@ def test_attach_rerun_switch_replace_absent(clean, objs):
     # Beside the pins: the object's sha256 as an empty directory, so a rerun needs no load.
     digests = [p for p in pins if p.startswith('objsha256_')]
     assert len(digests) == 1 and len(digests[0]) == len('objsha256_') + 64
-    assert [p for p in pins if p not in digests] == ['prog', 'steer_ports', 'steer_stats',
-                                                      'xsks_map']
+    rest = [p for p in pins if p not in digests]
+    assert rest == ['prog', 'steer_ports', 'steer_stats', 'xsks_map']
     assert _bpf.read_steer_ports(PIN) == [4242]
     first = r['prog']
 
