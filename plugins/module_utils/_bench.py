@@ -356,7 +356,7 @@ def render_fleet(hosts):
             cells = []
             for size in sizes:
                 r = by.get((path, size))
-                cells.append('%s / %s' % (fmt_pps(r['zero_loss']['rate']),
+                cells.append('%spps / %spps' % (fmt_pps(r['zero_loss']['rate']),
                                           fmt_pps(r['max']['delivered_pps'])) if r else '—')
             out.append('| %s | %s | %s |' % (host, path, ' | '.join(cells)))
     out.append('')

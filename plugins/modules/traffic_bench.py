@@ -229,7 +229,16 @@ class Interrupted(BaseException):
     """SIGTERM/SIGINT while measuring: unwind through the finally blocks."""
 
 
+MAIN_PID = os.getpid()
+
+
 def _interrupt(signum, frame):
+    # pyroute2 forks helpers into namespaces and ends them with SIGTERM: a fork inherits
+    # this handler, and must simply die, not unwind the module's code a second time
+    if os.getpid() != MAIN_PID:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise Interrupted(signum)
 
 
