@@ -119,7 +119,8 @@ def _by_size(results):
 def _series(result, metric, scale=1.0):
     """x = median offered kpps, y = median/min/max of ``metric`` (scaled) per sweep point."""
     xs, ys, lo, hi = [], [], [], []
-    for pt in result['sweep']:
+    # in order of offered load: a noisy point must not draw the line backwards
+    for pt in sorted(result['sweep'], key=lambda p: (p.get('offered_pps') or {}).get('median', 0)):
         spread = pt.get(metric)
         if not spread or not pt.get('offered_pps'):
             continue
