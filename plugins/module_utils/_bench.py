@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, kbypass.xdp developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure logic of the benchmark: paths, profiles, validation, the RFC 2544 zero-loss
-search, the load sweep, aggregation of repetitions, and the reports.
+"""Logic of the benchmark: paths, profiles, validation, the RFC 2544 zero-loss search,
+the load sweep, aggregation of repetitions, and the reports; plus ``Children``, the
+bounded child processes (generator, kernel echo) of one measurement.
 
-Nothing here touches the system. ``kbypass.xdp.traffic_bench`` runs the trials on the
+Nothing here but ``Children`` touches the system. ``kbypass.xdp.traffic_bench`` runs the trials on the
 target and calls these functions to decide what to run next; ``kbypass.xdp.bench_report``
 renders the reports on the controller. Unit tests call them directly.
 """
@@ -12,7 +13,9 @@ renders the reports on the controller. Unit tests call them directly.
 from __future__ import annotations
 
 import json
+import signal
 import statistics
+import subprocess
 
 # What each path is: who answers on the device under test, and how delivery is counted.
 #   replies: the generator counts echoed replies (delivered = replies received);
@@ -297,12 +300,13 @@ def render_markdown(host, run, plots=None):
                                                     PATHS.get(r['path'], {}).get('title', '')))
         out.append('')
         flat = r['max'].get('flat_out') or {}
+        steps = ', '.join('%s→%s' % (fmt_pps(t['rate']),
+                                     '%.2f%%' % (100 * t['loss']) if t['loss'] else 'ok')
+                          for t in r['zero_loss']['trials']) or 'no trial'
         out.append('Maximum %spps (the sweep\'s 100 %%). Flat out: %spps offered, %spps '
-                   'delivered. Zero-loss search: %s.' % (
-            fmt_pps(r['max']['delivered_pps']), fmt_pps(flat.get('offered_pps')),
-            fmt_pps(flat.get('delivered_pps')),
-            ', '.join('%s→%s' % (fmt_pps(t['rate']), 'ok' if not t['loss'] else '%.2f%%' % (100 * t['loss']))
-                      for t in r['zero_loss']['trials']) or 'no trial'))
+                   'delivered. Zero-loss search: %s.'
+                   % (fmt_pps(r['max']['delivered_pps']), fmt_pps(flat.get('offered_pps')),
+                      fmt_pps(flat.get('delivered_pps')), steps))
         out.append('')
         out.append('| % of max | offered pps | delivered pps | loss % | RTT p50 µs | RTT p99 µs '
                    '| RTT p99.9 µs | DUT CPU s | softirq s |')
@@ -351,13 +355,14 @@ def render_fleet(hosts):
     for host in sorted(hosts):
         by = dict(((r['path'], r['size']), r) for r in hosts[host]['results'])
         for path in PATH_ORDER:
-            if not any(p == path for p, _ in by):
+            if not any(key[0] == path for key in by):
                 continue
             cells = []
             for size in sizes:
                 r = by.get((path, size))
                 cells.append('%spps / %spps' % (fmt_pps(r['zero_loss']['rate']),
-                                          fmt_pps(r['max']['delivered_pps'])) if r else '—')
+                                                fmt_pps(r['max']['delivered_pps']))
+                             if r else '—')
             out.append('| %s | %s | %s |' % (host, path, ' | '.join(cells)))
     out.append('')
     return '\n'.join(out)
@@ -365,3 +370,37 @@ def render_fleet(hosts):
 
 def render_json(obj):
     return json.dumps(obj, indent=2, sort_keys=True) + '\n'
+
+
+# --------------------------------------------------------------------------------------
+# child processes
+# --------------------------------------------------------------------------------------
+class Children(object):
+    """The generator and kernel echo a measurement runs, each with a bounded wait;
+    ``stop()`` ends whatever still runs (also when the module is interrupted).
+    Background processes need Popen: run_command waits for its command to finish."""
+
+    def __init__(self):
+        self.procs = []
+
+    def spawn(self, argv):
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                universal_newlines=True)
+        self.procs.append(proc)
+        return proc
+
+    def reap(self, proc, timeout):
+        """(stdout, stderr) of ``proc``, killed when it outlives ``timeout`` seconds."""
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        self.procs.remove(proc)
+        return out, err
+
+    def stop(self):
+        for proc in list(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            self.reap(proc, 5)

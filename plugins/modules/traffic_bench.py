@@ -201,7 +201,6 @@ environment:
 import json
 import os
 import signal
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -274,7 +273,7 @@ class Bench(object):
         self.m = module
         self.p = p
         self.meta = _bench.PATHS[p['path']]
-        self.children = []
+        self.children = _bench.Children()
         self.udpecho = None
         self.notes = []
         self.p999_from_max = False
@@ -338,28 +337,6 @@ class Bench(object):
                              % (p['gen_ifname'], ' in netns %s' % p['gen_netns']
                                 if p['gen_netns'] else '', p['dst']))
 
-    # --- processes -----------------------------------------------------------------------
-    def _spawn(self, argv):
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                universal_newlines=True)
-        self.children.append(proc)
-        return proc
-
-    def _reap(self, proc, timeout):
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        self.children.remove(proc)
-        return out, err
-
-    def stop_children(self):
-        for proc in list(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            self._reap(proc, 5)
-
     def start_udpecho(self, seconds):
         p = self.p
         argv = [p['udpecho'], '--netns', p['dut_netns'], '--port', str(p['dport']),
@@ -368,12 +345,12 @@ class Bench(object):
              '--duration', str(int(seconds) + 1)]
         if p['dut_cpu'] is not None:
             argv += ['--cpu', str(p['dut_cpu'])]
-        self.udpecho = self._spawn(argv)
+        self.udpecho = self.children.spawn(argv)
         port = ':%04X ' % p['dport']
         deadline = time.time() + 5
         while time.time() < deadline:
             if self.udpecho.poll() is not None:
-                raise BenchError('kbypass-udpecho exited: %s' % self._reap(self.udpecho, 1)[1].strip())
+                raise BenchError('kbypass-udpecho exited: %s' % self.children.reap(self.udpecho, 1)[1].strip())
             rows = _netns.proc_net(p['dut_netns'], 'udp6') + _netns.proc_net(p['dut_netns'], 'udp')
             if any(port in row for row in rows):
                 return
@@ -414,15 +391,15 @@ class Bench(object):
         pid = self.dut_pid()
         rx0 = self.forwarder_rx(time.time()) if self.meta['mode'] == 'rxdrop' else None
         cpu0, sirq0 = proc_cpu_s(pid), softirq_s()
-        proc = self._spawn(argv)
-        out, err = self._reap(proc, seconds + p['reply_timeout_ms'] / 1000.0 + 15)
+        proc = self.children.spawn(argv)
+        out, err = self.children.reap(proc, seconds + p['reply_timeout_ms'] / 1000.0 + 15)
         cpu1, sirq1 = proc_cpu_s(pid), softirq_s()
         rx1 = self.forwarder_rx(time.time()) if rx0 is not None else None
         try:
             gen = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            raise BenchError('kbypass-gen failed (rc=%s): %s' % (proc.returncode,
-                                                                (err or out).strip()[-400:]))
+            raise BenchError('kbypass-gen failed (rc=%s): %s'
+                             % (proc.returncode, (err or out).strip()[-400:]))
         rtt = gen.get('rtt_us') or {}
         if rtt and 'p99.9' not in rtt and 'p999' not in rtt:
             self.p999_from_max = True
@@ -447,7 +424,8 @@ class Bench(object):
                 self.notes.append('%s %d B: sweep stopped at %d %% (max_seconds %.0f reached)'
                                   % (self.p['path'], size, pct, self.p['max_seconds']))
                 break
-            trials = [self.trial(target, prof['trial_s'], size) for _ in range(prof['repetitions'])]
+            trials = [self.trial(target, prof['trial_s'], size)
+                      for dummy in range(prof['repetitions'])]
             points.append(_bench.summarize_point(target, pct, trials))
         return {'path': self.p['path'], 'size': size,
                 'max': {'delivered_pps': peak, 'flat_out': {
@@ -549,7 +527,7 @@ def main():
         module.fail_json(msg='interrupted by signal %s: the generator and the kernel echo were '
                              'stopped' % exc.args[0], **result)
     finally:
-        bench.stop_children()
+        bench.children.stop()
         for sig, handler in zip((signal.SIGTERM, signal.SIGINT), old):
             signal.signal(sig, handler)
     if bench.p999_from_max:
