@@ -22,7 +22,7 @@ import pytest
 
 from conftest import BIN, ROOT, _env, netns_list, run_module, sh
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bench, _supervise as sv
 
 STATE = '/run/kbypass/kbb-test'
 PIN_ROOT = '/sys/fs/bpf/kbypass'
@@ -82,7 +82,11 @@ def _attached(netns, ifname):
     out = sh(['bpftool', '-j', 'net', 'show', 'dev', ifname], netns=netns).stdout
     data = json.loads(out)
     data = data[0] if isinstance(data, list) else data
-    return [x.get('name') for x in data.get('xdp') or []]
+    names = []
+    for x in data.get('xdp') or []:
+        prog = json.loads(sh(['bpftool', '-j', 'prog', 'show', 'id', str(x['id'])]).stdout)
+        names.append(prog.get('name'))
+    return names
 
 
 # --------------------------------------------------------------------------- bad input
@@ -184,6 +188,7 @@ def test_sweep_finds_the_knee_of_a_throttled_forwarder(pair, tmp_path):
     slow = run_module('traffic_bench', args)
     assert not slow.get('failed'), slow
     free, slow = free['results'][0], slow['results'][0]
+    print('\n'.join(_bench.summary_lines([free], 'free') + _bench.summary_lines([slow], 'throttled')))
     assert slow['knee'] is not None, slow
     # the free forwarder carried (without loss, or delivered) well above where the
     # throttled one starts losing
@@ -232,8 +237,8 @@ def _failure(out):
     for task in out['plays'][-1]['tasks']:
         res = task['hosts'].get('localhost') or {}
         if res.get('failed') and not res.get('ignored'):
-            return res.get('msg') or [r.get('msg') for r in res.get('results') or []
-                                      if r.get('failed')]
+            return [r.get('msg') for r in res.get('results') or [] if r.get('failed')] \
+                or res.get('msg')
     return None
 
 
