@@ -71,6 +71,14 @@ def _pair(ns_a, if_a, addr_a, ns_b, if_b, addr_b):
     assert not r.get('failed'), r
 
 
+def _unpair(*ends):
+    """Stop our forwarders, detach our programs, remove the namespaces of ``ends``."""
+    _kill_ours()
+    for ns, ifname in ends:
+        run_module('xdp_attach', {'interface': ifname, 'netns': ns, 'state': 'absent'})
+    _remove(*[ns for ns, ifname in ends])
+
+
 def _attach(build, ifname, netns, ports, program='xdp_steer'):
     r = run_module('xdp_attach', {'interface': ifname, 'netns': netns, 'ports': ports,
                                   'object': os.path.join(build['bpf'], program + '.o'),
@@ -118,10 +126,7 @@ def pair(build):
     try:
         yield build
     finally:
-        _kill_ours()
-        for ns, ifname in (('kbb5', 'kbbv4'), ('kbb6', 'kbbv5')):
-            run_module('xdp_attach', {'interface': ifname, 'netns': ns, 'state': 'absent'})
-        _remove('kbb5', 'kbb6')
+        _unpair(('kbb5', 'kbbv4'), ('kbb6', 'kbbv5'))
         _rmcgroup()
 
 
@@ -251,10 +256,7 @@ def ports(build):
     try:
         yield build
     finally:
-        _kill_ours()
-        for ns, ifname in (('kbb3', 'kbbv2'), ('kbb4', 'kbbv3')):
-            run_module('xdp_attach', {'interface': ifname, 'netns': ns, 'state': 'absent'})
-        _remove('kbb3', 'kbb4')
+        _unpair(('kbb3', 'kbbv2'), ('kbb4', 'kbbv3'))
 
 
 def test_role_two_port_setup_measures_and_restores(ports, tmp_path):
