@@ -86,6 +86,8 @@ facts: setup
 tune: setup
 	$(PLAYBOOK) playbooks/tune.yml $(ARGS)
 
+# playbooks/bench.yml on the local inventory (reports/bench-*.md/.json/.png); cleans up
+# also after a failure or Ctrl-C. ARGS='-e bench_profile=full' for the long run.
 bench: toolchain
 	$(BIN)/python hack/bench.py $(ARGS)
 

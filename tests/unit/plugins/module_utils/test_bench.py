@@ -1,0 +1,203 @@
+"""Pure logic of the benchmark: the zero-loss search, sweep targets, aggregation, knee,
+validation and the reports."""
+import json
+
+import pytest
+
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bench
+
+
+def capacity(limit):
+    """A path that carries ``limit`` pps without loss and loses the excess above it."""
+    calls = []
+
+    def trial(rate):
+        calls.append(rate)
+        return max(0.0, (rate - limit) / rate)
+    return trial, calls
+
+
+# --------------------------------------------------------------------------- search
+def test_search_converges_on_the_capacity():
+    trial, calls = capacity(300000)
+    res = _bench.zero_loss_search(trial, high=1000000, max_trials=20, resolution=0.01)
+    assert res['converged']
+    assert 290000 <= res['rate'] <= 300000
+    assert calls[0] == 1000000                     # the maximum is tried first
+    assert all(t['loss'] == 0 for t in res['trials'] if t['rate'] <= 300000)
+
+
+def test_search_stops_at_once_without_loss_at_the_top():
+    trial, calls = capacity(2000000)
+    res = _bench.zero_loss_search(trial, high=1000000, max_trials=10)
+    assert res == {'rate': 1000000, 'trials': [{'rate': 1000000, 'loss': 0.0}], 'converged': True}
+
+
+def test_search_is_bounded_by_its_trials():
+    trial, calls = capacity(123457)
+    res = _bench.zero_loss_search(trial, high=1000000, max_trials=4, resolution=0.0001)
+    assert len(calls) == 4
+    assert not res['converged']
+    assert res['rate'] <= 123457                   # never a rate that lost packets
+
+
+def test_search_reports_zero_when_everything_loses():
+    res = _bench.zero_loss_search(lambda rate: 0.5, high=1000, max_trials=6)
+    assert res['rate'] == 0
+    assert len(res['trials']) == 6
+
+
+def test_search_halves_between_good_and_bad():
+    trial, calls = capacity(600)
+    _bench.zero_loss_search(trial, high=1000, max_trials=3, resolution=0.001)
+    assert calls == [1000, 500.0, 750.0]
+
+
+# --------------------------------------------------------------------------- sweep
+def test_sweep_targets_are_percentages_of_the_maximum():
+    assert _bench.sweep_targets(200000) == [
+        (10, 20000), (25, 50000), (50, 100000), (75, 150000), (90, 180000), (100, 200000),
+        (110, 220000)]
+    assert _bench.sweep_targets(3, [10]) == [(10, 1)]
+
+
+def test_spread_and_summarize_point():
+    assert _bench.spread([3, None, 1, 2]) == {'min': 1, 'median': 2, 'max': 3}
+    assert _bench.spread([None]) is None
+    trials = [{'offered_pps': 100.0, 'loss': 0.0}, {'offered_pps': 110.0, 'loss': 0.1},
+              {'offered_pps': 90.0, 'loss': 0.0}]
+    pt = _bench.summarize_point(100, 50, trials)
+    assert pt['repetitions'] == 3
+    assert pt['offered_pps'] == {'min': 90.0, 'median': 100.0, 'max': 110.0}
+    assert pt['loss'] == {'min': 0.0, 'median': 0.0, 'max': 0.1}
+    assert pt['rtt_p50_us'] is None
+
+
+def point(target, pct, loss):
+    off = target * 0.99
+    return {'target_pps': target, 'percent': pct,
+            'offered_pps': {'min': off, 'median': off, 'max': off},
+            'loss': {'min': loss, 'median': loss, 'max': loss}}
+
+
+def test_knee_is_the_first_point_that_loses():
+    points = [point(10, 10, 0.0), point(50, 50, 0.0005), point(75, 75, 0.02), point(90, 90, 0.3)]
+    k = _bench.knee(points)
+    assert (k['target_pps'], k['percent'], k['loss']) == (75, 75, 0.02)
+    assert _bench.knee(points[:2]) is None         # 0.05 % is below the threshold
+
+
+# --------------------------------------------------------------------------- trials
+def test_trial_figures_echo_counts_replies():
+    gen = {'sent': 30000, 'received': 29700, 'rtt_us': {'p50': 10.0, 'p99': 50.0, 'max': 900.0}}
+    t = _bench.trial_figures(gen, 0.3, replies=True, dut_cpu_s=0.02, softirq_s=0.01)
+    assert t['offered_pps'] == pytest.approx(100000)
+    assert t['delivered_pps'] == pytest.approx(99000)
+    assert t['loss'] == pytest.approx(0.01)
+    assert t['rtt_p999_us'] == 900.0               # no p99.9 from the generator: the max
+    assert t['cpu_s_per_mpkt'] == pytest.approx(0.03 / 0.0297)
+    assert t['dut_cpu_s_per_mpkt'] == pytest.approx(0.02 / 0.0297)
+
+
+def test_trial_figures_sink_counts_the_dut():
+    gen = {'sent': 1000, 'received': None, 'rtt_us': None}
+    t = _bench.trial_figures(gen, 1.0, replies=False, dut_rx=990)
+    assert t['delivered'] == 990 and t['loss'] == pytest.approx(0.01)
+    assert t['rtt_p50_us'] is None
+    # a DUT counter that moved more than was sent (other traffic) is no negative loss
+    assert _bench.trial_figures(gen, 1.0, replies=False, dut_rx=1200)['loss'] == 0.0
+
+
+def test_trial_figures_prefers_a_real_p999():
+    gen = {'sent': 10, 'received': 10, 'rtt_us': {'p50': 1, 'p99': 2, 'p99.9': 3, 'max': 9}}
+    assert _bench.trial_figures(gen, 1.0, replies=True)['rtt_p999_us'] == 3
+
+
+def test_trial_count_is_capped():
+    assert _bench.trial_count(0, 1.0, 5000000) == 5000000
+    assert _bench.trial_count(100000, 0.3, 5000000) == 33100
+    assert _bench.trial_count(1e9, 30, 5000000) == 5000000
+    assert _bench.trial_count(10, 0.1, 5000000) == 1000
+
+
+# --------------------------------------------------------------------------- input
+GOOD = {'path': 'afxdp-echo', 'sizes': [64, 512, 1500], 'max_rate': 0, 'gen_cpu': 0, 'dut_cpu': 1}
+
+
+def test_validate_accepts_the_defaults():
+    assert _bench.validate(GOOD, online_cpus=[0, 1]) == []
+
+
+@pytest.mark.parametrize('change, words', [
+    ({'sizes': [63, 1500]}, 'sizes [63] out of range'),
+    ({'sizes': [9000]}, 'sizes [9000] out of range'),
+    ({'sizes': []}, 'at least one frame size'),
+    ({'max_rate': -1}, 'max_rate -1 out of range'),
+    ({'max_rate': 10 ** 9}, 'max_rate 1000000000 out of range'),
+    ({'dut_cpu': 7}, 'dut_cpu 7 does not exist on this host (online CPUs: 0,1)'),
+    ({'gen_cpu': 2}, 'gen_cpu 2 does not exist'),
+    ({'path': 'dpdk'}, "path 'dpdk' unknown"),
+    ({'trial_s': 0.001}, 'trial_s 0.001 out of range'),
+    ({'repetitions': 0}, 'repetitions 0 out of range'),
+    ({'percents': [10, 0]}, 'percents [0] out of range'),
+    ({'max_packets': 10}, 'max_packets 10 out of range'),
+])
+def test_validate_names_bad_input(change, words):
+    errors = _bench.validate(dict(GOOD, **change), online_cpus=[0, 1])
+    assert any(words in e for e in errors), errors
+
+
+def test_profile_overrides_only_what_is_given():
+    prof = _bench.profile('quick', {'trial_s': 1.0, 'repetitions': None})
+    assert prof['trial_s'] == 1.0 and prof['repetitions'] == 3
+    assert _bench.PROFILES['quick']['trial_s'] == 0.3   # the table itself is untouched
+
+
+# --------------------------------------------------------------------------- reports
+def result(path, size, zero_loss, peak, knee_at=None):
+    pts = [point(int(peak * p / 100), p, 0.2 if knee_at and p >= knee_at else 0.0)
+           for p in _bench.SWEEP_PERCENTS]
+    for pt in pts:
+        for m in ('delivered_pps', 'rtt_p50_us', 'rtt_p99_us', 'rtt_p999_us', 'dut_cpu_s',
+                  'softirq_s', 'cpu_s_per_mpkt'):
+            pt[m] = {'min': 1.0, 'median': 2.0, 'max': 3.0}
+    return {'path': path, 'size': size, 'max': {'delivered_pps': peak},
+            'zero_loss': {'rate': zero_loss, 'trials': [{'rate': peak, 'loss': 0.1},
+                                                        {'rate': zero_loss, 'loss': 0.0}],
+                          'converged': True},
+            'sweep': pts, 'knee': _bench.knee(pts)}
+
+
+RUN = {'results': [result('kernel-echo', 64, 150000, 200000, knee_at=90),
+                   result('afxdp-echo', 64, 400000, 500000, knee_at=75)],
+       'profile': 'quick', 'topology': 'netns', 'timestamp': 'T', 'repetitions': 3,
+       'trial_s': 0.3, 'environment': {'kernel': 'k', 'cpus': 2}}
+
+
+def test_summary_lines_name_max_zero_loss_and_knee():
+    lines = _bench.summary_lines(RUN['results'], 'h1')
+    assert lines[0].startswith('h1: afxdp-echo 64B: max 500 kpps, zero-loss 400 kpps')
+    assert '(75% of max)' in lines[0]
+    assert lines[1].startswith('h1: kernel-echo 64B')
+
+
+def test_markdown_shows_the_knee_and_the_plots():
+    md = _bench.render_markdown('h1', RUN, {'delivered': 'bench-h1-delivered.png'})
+    assert '| afxdp-echo | 64 B | 500 kpps | 400 kpps | 371 kpps (75 %) |' in md
+    assert '![Delivered vs offered load](bench-h1-delivered.png)' in md
+    assert 'Loss vs offered load' not in md         # no such plot given
+    assert md.index('afxdp-echo') < md.index('kernel-echo')
+
+
+def test_fleet_table_has_a_row_per_host_and_path():
+    other = {'results': [result('afxdp-echo', 64, 100000, 120000)]}
+    md = _bench.render_fleet({'h2': other, 'h1': RUN})
+    rows = [l for l in md.splitlines() if l.startswith(('| h1', '| h2'))]
+    assert rows == ['| h1 | afxdp-echo | 400 kpps / 500 kpps |',
+                    '| h1 | kernel-echo | 150 kpps / 200 kpps |',
+                    '| h2 | afxdp-echo | 100 kpps / 120 kpps |']
+
+
+def test_render_json_is_stable():
+    assert json.loads(_bench.render_json({'b': 1, 'a': [1]})) == {'a': [1], 'b': 1}
+    assert _bench.render_json({'b': 1, 'a': 2}).index('"a"') < _bench.render_json({'b': 1, 'a': 2}).index('"b"')
