@@ -17,6 +17,13 @@ from ansible_collections.kbypass.xdp.plugins.modules import nic_tune as m
 FIX = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures')
 
 
+
+@pytest.fixture(autouse=True)
+def many_cpus(monkeypatch):
+    """The recorded devices come from hosts with more CPUs than this one."""
+    monkeypatch.setattr(m, 'online_cpus', lambda: list(range(64)))
+
+
 def _read(*p):
     with open(os.path.join(FIX, *p)) as f:
         return f.read()
