@@ -30,7 +30,6 @@ BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
 BPF_OBJ_GET = 7
 BPF_PROG_GET_FD_BY_ID = 13
-BPF_MAP_GET_FD_BY_ID = 14
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_MAP_LOOKUP_BATCH = 24
 
@@ -50,8 +49,8 @@ _INFO_SIZE = 256
 STEER_PROG_NAME = 'xdp_steer'
 STEER_MAPS = ('xsks_map', 'steer_ports', 'steer_stats')
 PROG_PIN = 'prog'
+# index order of enum steer_counter in files/bpf/xdp_steer.c (a unit test checks it)
 STEER_COUNTERS = ('seen', 'matched', 'redirected', 'redirect_missed', 'passed')
-STEER_PORTS_MAX = 65536
 
 
 class BpfError(OSError):
@@ -128,12 +127,6 @@ def prog_fd_by_id(prog_id):
     return fd
 
 
-def map_fd_by_id(map_id):
-    fd = _bpf(BPF_MAP_GET_FD_BY_ID, struct.pack('=III', map_id, 0, 0),
-              'open map id %d' % map_id)[0]
-    return fd
-
-
 def _get_info(fd, prefill=b''):
     info = ctypes.create_string_buffer(prefill.ljust(_INFO_SIZE, b'\0'), _INFO_SIZE)
     _bpf(BPF_OBJ_GET_INFO_BY_FD, struct.pack('=IIQ', fd, _INFO_SIZE, _addr(info)),
@@ -181,10 +174,6 @@ def _with_fd(fd, fn):
 
 def prog_info_by_id(prog_id):
     return _with_fd(prog_fd_by_id(prog_id), prog_info)
-
-
-def map_info_by_id(map_id):
-    return _with_fd(map_fd_by_id(map_id), map_info)
 
 
 def pinned_prog_info(path):
@@ -424,11 +413,25 @@ def read_steer_stats(pin_dir):
     return read_percpu_counters(os.path.join(pin_dir, 'steer_stats'), STEER_COUNTERS)
 
 
-def stats_delta(after, before):
-    """Per-counter difference of two read_steer_stats() results."""
-    return dict((k, {'packets': after[k]['packets'] - before.get(k, {}).get('packets', 0),
-                     'bytes': after[k]['bytes'] - before.get(k, {}).get('bytes', 0)})
-                for k in after)
+def _packets(value):
+    """Counter value as an int: accepts ``{'packets': n, 'bytes': m}`` or a bare number."""
+    if isinstance(value, dict):
+        value = value.get('packets', 0)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def steer_delta(before, after):
+    """Packets per steering counter between two read_steer_stats() snapshots.
+
+    Values may be ``{'packets', 'bytes'}`` or ints. None when either snapshot is missing
+    (program not attached / not pinned)."""
+    if before is None or after is None:
+        return None
+    return dict((name, _packets(after.get(name)) - _packets(before.get(name)))
+                for name in STEER_COUNTERS)
 
 
 # --- loading (bpftool / libbpf) -----------------------------------------------------
