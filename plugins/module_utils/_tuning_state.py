@@ -34,15 +34,17 @@ def sysctl_path(name):
 
 
 def target_key(netns=None, ifname=None):
-    """The tuned object's name: ``veth0``, ``ns1:veth0``; ``host``/``host:ns1`` without
-    an interface. Also the key of the tuning role's summary."""
-    name = ifname if ifname is not None else 'host'
-    return '%s:%s' % (netns, name) if netns else name
+    """The tuned object's name, also the key of the tuning role's summary: ``veth0`` or
+    ``ns1:veth0`` for an interface, ``host`` or ``host:ns1`` for host_tune."""
+    if ifname is None:
+        return 'host:%s' % netns if netns else 'host'
+    return '%s:%s' % (netns, ifname) if netns else ifname
 
 
 def state_file(state_dir, netns=None, ifname=None):
     """Path of the saved-originals file of one tuned object (an interface, or the host's
-    sysctls in ``netns`` when ``ifname`` is None)."""
+    sysctls in ``netns`` when ``ifname`` is None): ``nic:`` + the key, or the key alone
+    for host_tune (``host...``, never ``nic:...``)."""
     kind = 'nic:' if ifname is not None else ''
     return os.path.join(state_dir or TUNING_STATE_DIR,
                         kind + target_key(netns, ifname) + '.json')
