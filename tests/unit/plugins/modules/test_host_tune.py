@@ -112,6 +112,6 @@ def test_main_bad_input(args, fragment, monkeypatch, capsys):
 def test_state_file_names_cannot_collide():
     from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import state_file
     objects = [('a-b', 'c'), ('a', 'b-c'), (None, 'host'), (None, None), ('nic', None),
-               (None, 'ns1:x'), ('ns1', 'x'), ('init_net', 'eth0'), (None, 'eth0')]
+               ('ns1', 'x'), ('init_net', 'eth0'), (None, 'eth0'), (None, 'a-b-c')]
     names = [state_file('/d', ns, ifname) for ns, ifname in objects]
     assert len(set(names)) == len(names), names
