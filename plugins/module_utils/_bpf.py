@@ -208,7 +208,7 @@ def remove_pins(pin_dir, stop_at=None):
         if os.path.lexists(path):
             os.unlink(path)
             removed.append(path)
-    for name in _digest_marks(pin_dir):
+    for name in _marks(pin_dir):
         os.rmdir(os.path.join(pin_dir, name))
     cur = os.path.abspath(pin_dir)
     stop = os.path.abspath(stop_at) if stop_at else None
@@ -236,12 +236,14 @@ def remove_tree(path):
 
 STAGING_PREFIX = 'staging_'
 DIGEST_PREFIX = 'objsha256_'
+OWNER_PREFIX = 'owner_'
 
 
-# --- which object the pins came from -------------------------------------------------
-# bpffs holds no regular files, so the object's content hash is the name of an empty
-# directory beside the pins. With it a run learns the pinned program's tag without
-# loading the object again (and check mode needs no staging at all).
+# --- marks beside the pins -------------------------------------------------------------
+# bpffs holds no regular files, so facts about the pins are names of empty directories
+# beside them: the object's content hash (a run learns the pinned program's tag without
+# loading the object again, and check mode needs no staging at all) and the attachment
+# that owns the pins (netns and interface, hex-encoded: bpffs refuses dots in names).
 def object_digest(path):
     """sha256 of a BPF object file (hex)."""
     h = hashlib.sha256()
@@ -251,26 +253,61 @@ def object_digest(path):
     return h.hexdigest()
 
 
-def _digest_marks(pin_dir):
+def _marks(pin_dir, prefix=None):
     try:
-        return [n for n in os.listdir(pin_dir) if n.startswith(DIGEST_PREFIX)]
+        names = os.listdir(pin_dir)
     except OSError:
         return []
+    return [n for n in names if n.startswith(prefix or (DIGEST_PREFIX, OWNER_PREFIX))]
+
+
+def _read_mark(pin_dir, prefix):
+    marks = _marks(pin_dir, prefix)
+    return marks[0][len(prefix):] if len(marks) == 1 else None
+
+
+def _write_mark(pin_dir, prefix, value):
+    if _read_mark(pin_dir, prefix) == value:
+        return
+    for name in _marks(pin_dir, prefix):
+        os.rmdir(os.path.join(pin_dir, name))
+    os.mkdir(os.path.join(pin_dir, prefix + value))
 
 
 def pinned_digest(pin_dir):
     """The object hash recorded beside the pins, or None."""
-    marks = _digest_marks(pin_dir)
-    return marks[0][len(DIGEST_PREFIX):] if len(marks) == 1 else None
+    return _read_mark(pin_dir, DIGEST_PREFIX)
 
 
 def record_digest(pin_dir, digest):
     """Record ``digest`` as the object the pins in ``pin_dir`` came from."""
-    if pinned_digest(pin_dir) == digest:
-        return
-    for name in _digest_marks(pin_dir):
-        os.rmdir(os.path.join(pin_dir, name))
-    os.mkdir(os.path.join(pin_dir, DIGEST_PREFIX + digest))
+    _write_mark(pin_dir, DIGEST_PREFIX, digest)
+
+
+def pinned_owner(pin_dir):
+    """(netns or None, ifname) of the attachment that owns the pins, or None when unknown."""
+    mark = _read_mark(pin_dir, OWNER_PREFIX)
+    try:
+        ns, ifname = bytes.fromhex(mark or '').decode('utf-8').split('/', 1)
+    except ValueError:  # no mark (pins of an older release), or not ours
+        return None
+    return ns or None, ifname
+
+
+def record_owner(pin_dir, netns, ifname):
+    """Mark the pins in ``pin_dir`` as belonging to ``ifname`` in ``netns``."""
+    _write_mark(pin_dir, OWNER_PREFIX, ('%s/%s' % (netns or '', ifname)).encode('utf-8').hex())
+
+
+def owner_error(pin_dir, netns, ifname):
+    """A message when the pins in ``pin_dir`` belong to another attachment, else None."""
+    owner = pinned_owner(pin_dir)
+    if owner is None or owner == (netns or None, ifname):
+        return None
+    return ('pin_dir %s holds the pins of %s in %s, not of %s in %s; choose another pin_dir '
+            '(the default is one per interface)'
+            % (pin_dir, owner[1], 'netns %s' % owner[0] if owner[0] else 'the root namespace',
+               ifname, 'netns %s' % netns if netns else 'the root namespace'))
 
 
 def sweep_staging(parent, max_age=600.0, now=None):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_module, sh
+from conftest import ROOT, run_module, sh, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _common, _xdp
 
@@ -41,22 +41,6 @@ def _clang(src, out, extra=()):
     return out
 
 
-def _cleanup_bed():
-    for ns in (NS1, NS2):
-        sh(['ip', 'netns', 'del', ns], check=False)
-    for path in (PIN, os.path.dirname(PIN)):
-        if os.path.isdir(path):
-            for name in os.listdir(path):
-                full = os.path.join(path, name)
-                if os.path.isdir(full):
-                    for sub in os.listdir(full):
-                        os.unlink(os.path.join(full, sub))
-                    os.rmdir(full)
-                else:
-                    os.unlink(full)
-            os.rmdir(path)
-
-
 @pytest.fixture(scope='module')
 def objs(tmp_path_factory):
     """The steering object (built here from files/bpf), a variant with another tag,
@@ -80,22 +64,10 @@ def objs(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def bed():
-    _cleanup_bed()
-    try:
-        for ns in (NS1, NS2):
-            sh(['ip', 'netns', 'add', ns])
-            sh(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
-        sh(['ip', 'link', 'add', V0, 'netns', NS1, 'type', 'veth', 'peer', 'name', V1,
-            'netns', NS2])
-        for ns, dev, a, b in ((NS1, V0, A1, B1), (NS2, V1, A2, B2)):
-            sh(['ip', '-n', ns, 'addr', 'add', a + '/24', 'dev', dev])
-            sh(['ip', '-n', ns, 'addr', 'add', b + '/64', 'dev', dev, 'nodad'])
-            sh(['ip', '-n', ns, 'link', 'set', dev, 'up'])
+    with veth_bed(NS1, V0, NS2, V1, (A1 + '/24', B1 + '/64'), (A2 + '/24', B2 + '/64')):
         sh(['ip', '-n', NS1, 'link', 'add', DUMMY, 'type', 'bridge'])
         sh(['ip', '-n', NS1, 'link', 'set', DUMMY, 'up'])
         yield
-    finally:
-        _cleanup_bed()
 
 
 @pytest.fixture
@@ -452,13 +424,35 @@ def test_bad_input_changes_nothing(clean, objs, tmp_path):
         ({'object': str(tmp_path / 'missing.o')}, 'does not exist'),
         ({'program': 'nope'}, "program 'nope' not found"),
         ({'mode': 'turbo'}, 'value of mode must be one of'),
+        ({'object': '/tmp'}, 'is a directory'),
+        ({'object': '/etc/hostname'}, 'not an ELF file'),
+        ({'bpftool': '/nonexistent/bpftool'}, 'not found or is not executable'),
+        ({'bpftool': '/bin/false'}, 'without saying why'),
     ]
     for kw, text in cases:
         r = attach(objs['steer'], **kw)
         assert r.get('failed') and text in r['msg'], (kw, r)
+        assert 'Traceback' not in r['msg'] and 'Errno' not in r['msg'], (kw, r)
         assert xdp_state()['prog_id'] is None, kw
-        assert not os.path.exists(PIN), kw
+        # not even an empty /sys/fs/bpf/kbypass/<netns> is left behind
+        assert not os.path.exists(os.path.dirname(PIN)), kw
     assert not os.path.exists(str(tmp_path / 'pins'))
+
+
+def test_pin_dir_of_another_attachment_is_refused(clean, objs):
+    """The pins of kbtbv0 carry their owner: the bridge may not take them over, and
+    state=absent for the bridge with that pin_dir removes nothing."""
+    r = attach(objs['steer'], mode='native')
+    assert not r.get('failed'), r
+    assert _bpf.pinned_owner(PIN) == (NS1, V0)
+    mine = xdp_state()['prog_id']
+    for kw in ({}, {'state': 'absent'}, {'state': 'absent', 'force': True}):
+        r = attach(objs['steer'], interface=DUMMY, mode='generic', pin_dir=PIN, **kw)
+        assert r.get('failed') and 'holds the pins of %s in netns %s' % (V0, NS1) in r['msg'], r
+        assert xdp_state(DUMMY)['prog_id'] is None and xdp_state()['prog_id'] == mine, kw
+        assert _bpf.read_pins(PIN)['prog']['id'] == mine
+    r = attach(objs['steer'], state='absent')
+    assert r['changed'] and not os.path.exists(PIN), r
 
 
 @pytest.mark.skipif(shutil.which('make') is None, reason='needs make')

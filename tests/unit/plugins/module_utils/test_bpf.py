@@ -195,3 +195,17 @@ def test_object_digest_recorded_beside_pins(tmp_path):
     _bpf.record_digest(str(pins), 'ab' * 32)  # a new object replaces the mark
     assert os.listdir(str(pins)) == [_bpf.DIGEST_PREFIX + 'ab' * 32]
     assert _bpf.remove_pins(str(pins)) == [str(pins)]  # the mark goes with the pins
+
+
+def test_owner_mark_round_trip_and_mismatch(tmp_path):
+    d = str(tmp_path)
+    assert _bpf.pinned_owner(d) is None and _bpf.owner_error(d, 'ns1', 'veth0') is None
+    _bpf.record_owner(d, 'ns1', 'veth0')
+    assert _bpf.pinned_owner(d) == ('ns1', 'veth0')
+    assert _bpf.owner_error(d, 'ns1', 'veth0') is None
+    assert 'holds the pins of veth0 in netns ns1, not of eth0 in the root namespace' in \
+        _bpf.owner_error(d, None, 'eth0')
+    _bpf.record_owner(d, None, 'a.b')      # re-marking replaces the mark, dots are encoded
+    assert _bpf.pinned_owner(d) == (None, 'a.b') and '.' not in ''.join(os.listdir(d))
+    _bpf.record_digest(d, 'ab' * 32)
+    assert _bpf.pinned_digest(d) == 'ab' * 32 and _bpf.pinned_owner(d) == (None, 'a.b')
