@@ -189,10 +189,12 @@ def test_attach_rerun_switch_replace_absent(clean, objs):
     st = xdp_state()
     assert st['mode'] == 'native' and st['prog_id'] == r['prog']['id']
     pins = sorted(os.listdir(PIN))
-    # Beside the pins: the object's sha256 as an empty directory, so a rerun needs no load.
+    # Beside the pins, as empty directories: the object's sha256 (a rerun needs no load)
+    # and the attachment that owns them.
     digests = [p for p in pins if p.startswith('objsha256_')]
     assert len(digests) == 1 and len(digests[0]) == len('objsha256_') + 64
-    rest = [p for p in pins if p not in digests]
+    assert _bpf.pinned_owner(PIN) == (NS1, V0)
+    rest = [p for p in pins if p not in digests and not p.startswith('owner_')]
     assert rest == ['prog', 'steer_ports', 'steer_stats', 'xsks_map']
     assert _bpf.read_steer_ports(PIN) == [4242]
     first = r['prog']
