@@ -53,6 +53,23 @@ def run_module(name, args, check=False, diff=False, timeout=300):
                              % (name, proc.returncode, proc.stdout, proc.stderr)) from exc
 
 
+def run_playbook(playbook, extra_vars, tmp_path, timeout=300):
+    """Run ``playbooks/<playbook>`` on the local inventory with ``extra_vars``; returns
+    (rc, parsed json-callback output or None, CompletedProcess)."""
+    varfile = tmp_path / 'extra-vars.json'
+    varfile.write_text(json.dumps(extra_vars))
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'inventory/local',
+                           os.path.join('playbooks', playbook), '-e', '@%s' % varfile,
+                           '-e', 'ansible_python_interpreter=%s' % sys.executable],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        out = None
+    return proc.returncode, out, proc
+
+
 def sh(cmd, netns=None, check=True, timeout=60):
     """Run a shell command (optionally inside a namespace) and return CompletedProcess."""
     if netns:

@@ -7,12 +7,10 @@ IRQ affinity is only checked to be reported as not applicable (unit tests cover 
 """
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, BIN, _env, run_module, sh, veth_bed
+from conftest import run_module, run_playbook, sh, veth_bed
 
 NS1, NS2, IF0, IF1 = 'kbtt1', 'kbtt2', 'kbttv0', 'kbttv1'
 
@@ -217,17 +215,9 @@ def test_global_busy_poll_set_and_restored(tmp_path):
 
 
 def _playbook(extra, tmp_path):
-    varfile = tmp_path / 'vars.json'
-    varfile.write_text(json.dumps(extra))
-    env = _env()
-    env['ANSIBLE_STDOUT_CALLBACK'] = 'json'
-    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'inventory/local',
-                           'playbooks/tune.yml', '-e', '@%s' % varfile,
-                           '-e', 'ansible_python_interpreter=%s' % sys.executable],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    out = json.loads(proc.stdout)
-    return proc.returncode, out['stats']['localhost'], out
+    rc, out, proc = run_playbook('tune.yml', extra, tmp_path)
+    assert out is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return rc, out['stats']['localhost'], out
 
 
 def test_tune_playbook_applies_is_idempotent_and_restores(bed, tmp_path):

@@ -7,11 +7,10 @@ Prefix ``kbmolt`` (namespaces kbmolt1/kbmolt2, links kbmoltv0/kbmoltv1).
 """
 import json
 import os
-import subprocess
 
 import pytest
 
-from conftest import run_module, sh, netns_list  # pylint: disable=import-error
+from conftest import run_module, sh, veth_bed  # pylint: disable=import-error
 
 NS_DUT, NS_PEER = 'kbmolt1', 'kbmolt2'
 IF_DUT, IF_PEER = 'kbmoltv0', 'kbmoltv1'
@@ -19,29 +18,11 @@ V4_DUT, V4_PEER = '198.19.1.10', '198.19.1.20'
 V6_DUT, V6_PEER = '2001:2:0:2::10', '2001:2:0:2::20'
 
 
-def _cleanup():
-    for ns in (NS_DUT, NS_PEER):
-        subprocess.run(['ip', 'netns', 'del', ns], capture_output=True, check=False)
-
-
 @pytest.fixture
 def plain_pair():
-    _cleanup()
-    try:
-        sh(['ip', 'netns', 'add', NS_DUT])
-        sh(['ip', 'netns', 'add', NS_PEER])
-        sh(['ip', 'link', 'add', IF_DUT, 'netns', NS_DUT, 'type', 'veth', 'peer', 'name',
-            IF_PEER, 'netns', NS_PEER])
-        for ns, ifname, v4, v6 in ((NS_DUT, IF_DUT, V4_DUT, V6_DUT),
-                                   (NS_PEER, IF_PEER, V4_PEER, V6_PEER)):
-            sh(['ip', '-n', ns, 'addr', 'add', v4 + '/24', 'dev', ifname])
-            sh(['ip', '-n', ns, 'addr', 'add', v6 + '/64', 'dev', ifname, 'nodad'])
-            sh(['ip', '-n', ns, 'link', 'set', ifname, 'up'])
-            sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
+    with veth_bed(NS_DUT, IF_DUT, NS_PEER, IF_PEER, (V4_DUT + '/24', V6_DUT + '/64'),
+                  (V4_PEER + '/24', V6_PEER + '/64')):
         yield
-    finally:
-        _cleanup()
-    assert NS_DUT not in netns_list() and NS_PEER not in netns_list()
 
 
 def _args(**kw):
