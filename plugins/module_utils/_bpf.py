@@ -450,7 +450,7 @@ def read_steer_stats(pin_dir):
     return read_percpu_counters(os.path.join(pin_dir, 'steer_stats'), STEER_COUNTERS)
 
 
-def _packets(value):
+def packets_of(value):
     """Counter value as an int: accepts ``{'packets': n, 'bytes': m}`` or a bare number."""
     if isinstance(value, dict):
         value = value.get('packets', 0)
@@ -467,7 +467,7 @@ def steer_delta(before, after):
     (program not attached / not pinned)."""
     if before is None or after is None:
         return None
-    return dict((name, _packets(after.get(name)) - _packets(before.get(name)))
+    return dict((name, packets_of(after.get(name)) - packets_of(before.get(name)))
                 for name in STEER_COUNTERS)
 
 
