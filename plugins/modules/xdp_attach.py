@@ -67,6 +67,9 @@ options:
     description:
       - bpffs directory for the pins C(prog), C(xsks_map), C(steer_ports), C(steer_stats).
       - Default C(/sys/fs/bpf/kbypass/<netns or init_net>/<interface>).
+      - The pins are marked with the attachment they belong to (namespace and interface);
+        a I(pin_dir) that holds another attachment's pins is refused, for I(state=absent)
+        too, before anything is changed.
     type: path
   ports:
     description: UDP destination ports to steer into AF_XDP sockets (written into C(steer_ports)).
@@ -78,7 +81,8 @@ options:
     type: bool
     default: false
   bpftool:
-    description: bpftool executable (looked up in PATH when not absolute).
+    description: bpftool executable (looked up in PATH when not absolute); checked before
+      anything is changed.
     type: str
     default: bpftool
 attributes:
