@@ -256,9 +256,10 @@ class Attachment(object):
         if rc != 0:
             log = _bpf.verifier_log(err)
             if not log:
+                tool = cmd[0]
                 self.fail('%s failed (rc=%s) without saying why while loading %s; check that it '
-                          'is a working bpftool (%s -V)' % (cmd[0], rc, self.m.params['object'],
-                                                           cmd[0]), stderr=err, rc=rc)
+                          'is a working bpftool (%s -V)' % (tool, rc, self.m.params['object'], tool),
+                          stderr=err, rc=rc)
             if offload_dev:
                 self.fail('cannot load %s for offload to %s: the device cannot offload XDP '
                           'programs (or bpftool failed); use mode native, generic or auto. %s'

@@ -67,13 +67,17 @@ def _syscall_nr():
     return nr
 
 
-def _bpf(cmd, attr, what):
+def _c():
     global _libc  # pylint: disable=global-statement
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
+    return _libc
+
+
+def _bpf(cmd, attr, what):
     buf = ctypes.create_string_buffer(bytes(attr).ljust(_ATTR_SIZE, b'\0'), _ATTR_SIZE)
-    ret = _libc.syscall(ctypes.c_long(_syscall_nr()), ctypes.c_int(cmd), buf,
+    ret = _c().syscall(ctypes.c_long(_syscall_nr()), ctypes.c_int(cmd), buf,
                         ctypes.c_uint(_ATTR_SIZE))
     if ret < 0:
         err = ctypes.get_errno()
@@ -90,11 +94,8 @@ def is_bpffs(path):
     """True when ``path`` (which must exist) lives on a bpf filesystem."""
     class _Statfs(ctypes.Structure):  # only f_type matters; the rest is padding
         _fields_ = [('f_type', ctypes.c_long), ('rest', ctypes.c_byte * 256)]
-    global _libc  # pylint: disable=global-statement
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
     st = _Statfs()
-    if _libc.statfs(os.fsencode(path), ctypes.byref(st)) != 0:
+    if _c().statfs(os.fsencode(path), ctypes.byref(st)) != 0:
         return False
     return (st.f_type & 0xFFFFFFFF) == BPF_FS_MAGIC
 

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns, _supervise
 
 
 class ProbeError(Exception):
@@ -45,14 +45,6 @@ def read_steer(pin_dir):
         raise ProbeError('cannot read %s: %s' % (path, exc))
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, TypeError, ValueError):
-        return False
-
-
 def read_forwarder(path, since=None, wait=0.0):
     """Read the forwarder's stats file; with ``since``, wait (bounded) for a rewrite after it.
 
@@ -72,7 +64,7 @@ def read_forwarder(path, since=None, wait=0.0):
             data, mtime = None, 0  # caught mid-rename on a non-atomic writer: retry
         if data is not None:
             fresh = since is None or mtime > since
-            alive = data.get('running', True) and _pid_alive(data.get('pid'))
+            alive = data.get('running', True) and _supervise.is_alive(data.get('pid'))
             if fresh or not alive or time.time() >= deadline:
                 data['_fresh'] = bool(fresh)
                 data['_alive'] = bool(alive)

@@ -21,6 +21,7 @@ import json
 import os
 
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT
+from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import write_json_atomic
 
 TUNING_STATE_DIR = STATE_ROOT + '/tuning'
 STATE_VERSION = 1
@@ -78,16 +79,11 @@ def load_state(path):
 
 
 def save_state(path, data):
-    """Write ``data`` atomically (tmp file + rename), creating the directory.
-
-    Raises ValueError with a message a person can act on."""
+    """Write ``data`` atomically, creating the directory. Raises ValueError with a
+    message a person can act on."""
     try:
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        tmp = path + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write('\n')
-        os.replace(tmp, path)
+        write_json_atomic(path, data)
     except OSError as exc:
         raise ValueError('cannot save the original values in %s: %s'
                          % (path, exc.strerror or exc))
@@ -104,4 +100,3 @@ def remember(state, section, key, value):
         return False
     sect[key] = value
     return True
-

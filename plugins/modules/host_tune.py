@@ -136,7 +136,6 @@ key:
 import json
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -315,8 +314,7 @@ def apply_plan(module, plan, state, path, netns, cfg, restoring):
                     save_state(path, state)
             new = set_env_var(cfg['text'] or '', BANNED_KEY,
                               changes['irqbalance']['banned_cpulist'])
-            module.atomic_move(_write_tmp(module, new), cfg['path'])
-            os.chmod(cfg['path'], 0o644)
+            _supervise.write_file_atomic(cfg['path'], new)
     except (OSError, ValueError, HelperError) as exc:
         raise ApplyError('cannot apply the change: %s' % (getattr(exc, 'strerror', None) or exc),
                          written)
@@ -422,13 +420,6 @@ def main():
         result['processes'] = check_processes(p['check_process'], req['expected'])
         result['expected_cpus'] = _irq.format_cpulist(req['expected'])
     module.exit_json(**result)
-
-
-def _write_tmp(module, text):
-    fd, tmp = tempfile.mkstemp(dir=module.tmpdir)
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    return tmp
 
 
 def _restart_irqbalance(module):

@@ -198,6 +198,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
 
+
 # --- pure logic ----------------------------------------------------------------------
 def validate(params):
     """List of human messages about bad arguments (empty when all is well)."""

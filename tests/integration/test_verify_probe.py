@@ -85,3 +85,15 @@ def test_matching_without_generator_is_actionable(plain_pair):
     assert res['failed'] is True
     assert 'kbypass-gen is missing' in res['msg'] or 'missing or not executable' in res['msg']
     assert not os.path.exists('/sys/fs/bpf/kbypass/%s' % NS_DUT)
+
+
+def test_address_not_on_the_dut_is_refused_before_any_traffic(plain_pair):
+    """198.18.210.99 is not on the DUT: a clear message (not "[Errno 99]" from a bind),
+    and nothing sent or flushed — the peer still knows the DUT's neighbour entry."""
+    sh(['ping', '-c', '1', '-W', '2', V4_DUT], netns=NS_PEER)
+    res = run_module('traffic_probe', _args(dut_addresses=[V4_DUT, '198.18.210.99']))
+    assert res.get('failed') is True and res.get('changed') is False, res
+    assert 'dut_addresses 198.18.210.99 are not configured on %s' % IF_DUT in res['msg'], res
+    assert 'Errno' not in res['msg']
+    neigh = sh(['ip', 'neigh', 'show', V4_DUT, 'dev', IF_PEER], netns=NS_PEER).stdout
+    assert 'lladdr' in neigh, neigh

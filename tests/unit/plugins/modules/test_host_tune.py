@@ -115,3 +115,9 @@ def test_state_file_names_cannot_collide():
                ('ns1', 'x'), ('init_net', 'eth0'), (None, 'eth0'), (None, 'a-b-c')]
     names = [state_file('/d', ns, ifname) for ns, ifname in objects]
     assert len(set(names)) == len(names), names
+
+
+def test_read_config_refuses_a_directory(tmp_path):
+    with pytest.raises(ValueError, match='is a directory'):
+        m.read_config(str(tmp_path))
+    assert m.read_config(str(tmp_path / 'none')) == {'path': str(tmp_path / 'none'), 'text': None}

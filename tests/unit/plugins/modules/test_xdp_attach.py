@@ -58,7 +58,7 @@ def test_ports_only_change_keeps_program():
     p = _attach.plan_present(current(attached()), desired(ports=(4243, 4242)))
     assert p['action'] == 'none' and p['ports'] and p['changed']
     assert _attach.plan_present(current(attached(), ports=(4242, 4243)),
-                          desired(ports=(4243, 4242, 4243)))['changed'] is False
+                                desired(ports=(4243, 4242, 4243)))['changed'] is False
 
 
 def test_mode_switch_reuses_pinned_program():
