@@ -196,6 +196,46 @@ class Attachment(object):
         os.makedirs(path, exist_ok=True)
         self.created.extend(missing)
 
+    def run(self):
+        """The whole task: checks that need the machine, then present or absent; exits."""
+        m, netns, present = self.m, self.netns, self.m.params['state'] == 'present'
+        if present:
+            err = object_error(m.params['object'])
+            if err:
+                m.fail_json(msg=err)
+            if not m.check_mode:
+                self.bpftool()  # fails with a hint when there is none
+        try:
+            if present and m.check_mode:
+                missing = missing_in_check_mode(m.params, self.ifname)
+                if missing:
+                    # an earlier task of the same check-mode run would have created it
+                    m.warn('check mode: %s; assuming an earlier task creates it, the '
+                           'program would be attached' % missing)
+                    self.result['changed'] = True
+                    m.exit_json(**self.result)
+            if not _netns.netns_exists(netns):
+                if present:
+                    m.fail_json(msg='network namespace %r does not exist; create it first '
+                                    '(kbypass.xdp.netns_veth or "ip netns add")' % netns)
+                link = None
+            else:
+                link = _xdp.query(self.ifname, netns)
+            if link is None and present:
+                m.fail_json(msg='interface %r not found in %s' % (
+                    self.ifname, 'network namespace %r' % netns if netns else 'the root namespace'))
+            if present:
+                if _bpf.bpffs_error(self.pin_dir):
+                    m.fail_json(msg=_bpf.bpffs_error(self.pin_dir))
+                self.present(link)
+            else:
+                self.absent(link)
+        except _xdp.XdpError as e:
+            self.fail(str(e), errno=e.errno)
+        finally:
+            self.cleanup()
+        m.exit_json(**self.result)
+
     # current state
     def read_attached(self, link):
         xdp = link['xdp']

@@ -185,12 +185,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns, _xdp
-from ansible_collections.kbypass.xdp.plugins.module_utils._attach import (
-    Attachment,
-    missing_in_check_mode,
-    object_error,
-)
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
+from ansible_collections.kbypass.xdp.plugins.module_utils._attach import Attachment
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
     ifname_error,
@@ -246,45 +242,7 @@ def main():
         module.fail_json(msg='; '.join(errors))
     require_pyroute2(module)
 
-    run = Attachment(module)
-    netns = module.params['netns']
-    state = module.params['state']
-    if state == 'present':
-        err = object_error(module.params['object'])
-        if err:
-            module.fail_json(msg=err)
-        if not module.check_mode:
-            run.bpftool()  # fails with a hint when there is none
-    try:
-        if state == 'present' and module.check_mode:
-            missing = missing_in_check_mode(module.params, run.ifname)
-            if missing:
-                # an earlier task of the same check-mode run would have created it
-                module.warn('check mode: %s; assuming an earlier task creates it, the '
-                            'program would be attached' % missing)
-                run.result['changed'] = True
-                module.exit_json(**run.result)
-        if not _netns.netns_exists(netns):
-            if state == 'present':
-                module.fail_json(msg='network namespace %r does not exist; create it first '
-                                     '(kbypass.xdp.netns_veth or "ip netns add")' % netns)
-            link = None
-        else:
-            link = _xdp.query(run.ifname, netns)
-        if link is None and state == 'present':
-            module.fail_json(msg='interface %r not found in %s' % (
-                run.ifname, 'network namespace %r' % netns if netns else 'the root namespace'))
-        if state == 'present':
-            if _bpf.bpffs_error(run.pin_dir):
-                module.fail_json(msg=_bpf.bpffs_error(run.pin_dir))
-            run.present(link)
-        else:
-            run.absent(link)
-    except _xdp.XdpError as e:
-        run.fail(str(e), errno=e.errno)
-    finally:
-        run.cleanup()
-    module.exit_json(**run.result)
+    Attachment(module).run()
 
 
 if __name__ == '__main__':

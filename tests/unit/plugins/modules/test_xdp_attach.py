@@ -180,8 +180,8 @@ def no_kernel(monkeypatch):
     """Any attempt to reach the kernel fails the test."""
     def boom(*a, **k):
         raise AssertionError('the kernel must not be touched for bad input')
-    monkeypatch.setattr(m._xdp, 'query', boom)
-    monkeypatch.setattr(m._xdp, 'open_netlink', boom)
+    monkeypatch.setattr(_attach._xdp, 'query', boom)
+    monkeypatch.setattr(_attach._xdp, 'open_netlink', boom)
     monkeypatch.setattr(_attach.Attachment, 'present', boom)
     monkeypatch.setattr(_attach.Attachment, 'absent', boom)
 
