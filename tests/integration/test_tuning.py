@@ -237,6 +237,12 @@ def test_tune_playbook_applies_is_idempotent_and_restores(bed, tmp_path):
     }
     rc, stats, out = _playbook(extra, tmp_path)
     assert rc == 0 and stats['changed'] >= 3, stats
+    # the summary is keyed by what each nic_tune call says it tuned
+    summary = [t['hosts']['localhost']['tuning_summary'] for play in out['plays']
+               for t in play['tasks'] if 'tuning_summary' in t['hosts'].get('localhost', {})]
+    assert sorted(summary[0]['interfaces']) == ['%s:%s' % (NS1, IF0), '%s:%s' % (NS2, IF1)]
+    assert summary[0]['interfaces']['%s:%s' % (NS1, IF0)]['features'] == {
+        'generic-receive-offload': True}
     assert features()['generic-receive-offload'] is True
     assert features(NS2, IF1)['generic-segmentation-offload'] is False
     rc, stats, dummy = _playbook(extra, tmp_path)
