@@ -328,7 +328,7 @@ def normalize_request(params, online=None):
             val = int(val)
         if not isinstance(val, (int, str)) or '\n' in str(val) or str(val) == '':
             raise ValueError('sysfs.%s: %r is not a value for a sysfs attribute' % (rel, val))
-        if rel.split('/')[-1] in _SYSFS_INTEGERS and not re.match(r'^\d+$', str(val)):
+        if rel.rsplit('/', maxsplit=1)[-1] in _SYSFS_INTEGERS and not re.match(r'^\d+$', str(val)):
             raise ValueError('sysfs.%s: %r is not a non-negative integer' % (rel, val))
         req['sysfs'][rel] = str(val)
     req['irq_cpus'] = _irq.cpus_option(params.get('irq_cpus'), 'irq_cpus',
