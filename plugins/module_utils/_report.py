@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 
 from ansible_collections.kbypass.xdp.plugins.module_utils._bpf import (  # noqa: F401
-    STEER_COUNTERS,
     packets_of as _packets,
     steer_delta,
 )
