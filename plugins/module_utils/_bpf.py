@@ -78,7 +78,7 @@ def _c():
 def _bpf(cmd, attr, what):
     buf = ctypes.create_string_buffer(bytes(attr).ljust(_ATTR_SIZE, b'\0'), _ATTR_SIZE)
     ret = _c().syscall(ctypes.c_long(_syscall_nr()), ctypes.c_int(cmd), buf,
-                        ctypes.c_uint(_ATTR_SIZE))
+                       ctypes.c_uint(_ATTR_SIZE))
     if ret < 0:
         err = ctypes.get_errno()
         raise BpfError(err, '%s: %s' % (what, os.strerror(err)))
