@@ -30,7 +30,6 @@ BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
 BPF_OBJ_GET = 7
 BPF_PROG_GET_FD_BY_ID = 13
-BPF_MAP_GET_FD_BY_ID = 14
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_MAP_LOOKUP_BATCH = 24
 
@@ -50,8 +49,8 @@ _INFO_SIZE = 256
 STEER_PROG_NAME = 'xdp_steer'
 STEER_MAPS = ('xsks_map', 'steer_ports', 'steer_stats')
 PROG_PIN = 'prog'
+# index order of enum steer_counter in files/bpf/xdp_steer.c (a unit test checks it)
 STEER_COUNTERS = ('seen', 'matched', 'redirected', 'redirect_missed', 'passed')
-STEER_PORTS_MAX = 65536
 
 
 class BpfError(OSError):
@@ -68,14 +67,18 @@ def _syscall_nr():
     return nr
 
 
-def _bpf(cmd, attr, what):
+def _c():
     global _libc  # pylint: disable=global-statement
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
+    return _libc
+
+
+def _bpf(cmd, attr, what):
     buf = ctypes.create_string_buffer(bytes(attr).ljust(_ATTR_SIZE, b'\0'), _ATTR_SIZE)
-    ret = _libc.syscall(ctypes.c_long(_syscall_nr()), ctypes.c_int(cmd), buf,
-                        ctypes.c_uint(_ATTR_SIZE))
+    ret = _c().syscall(ctypes.c_long(_syscall_nr()), ctypes.c_int(cmd), buf,
+                       ctypes.c_uint(_ATTR_SIZE))
     if ret < 0:
         err = ctypes.get_errno()
         raise BpfError(err, '%s: %s' % (what, os.strerror(err)))
@@ -91,11 +94,8 @@ def is_bpffs(path):
     """True when ``path`` (which must exist) lives on a bpf filesystem."""
     class _Statfs(ctypes.Structure):  # only f_type matters; the rest is padding
         _fields_ = [('f_type', ctypes.c_long), ('rest', ctypes.c_byte * 256)]
-    global _libc  # pylint: disable=global-statement
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
     st = _Statfs()
-    if _libc.statfs(os.fsencode(path), ctypes.byref(st)) != 0:
+    if _c().statfs(os.fsencode(path), ctypes.byref(st)) != 0:
         return False
     return (st.f_type & 0xFFFFFFFF) == BPF_FS_MAGIC
 
@@ -125,12 +125,6 @@ def obj_get(path):
 def prog_fd_by_id(prog_id):
     fd = _bpf(BPF_PROG_GET_FD_BY_ID, struct.pack('=III', prog_id, 0, 0),
               'open program id %d' % prog_id)[0]
-    return fd
-
-
-def map_fd_by_id(map_id):
-    fd = _bpf(BPF_MAP_GET_FD_BY_ID, struct.pack('=III', map_id, 0, 0),
-              'open map id %d' % map_id)[0]
     return fd
 
 
@@ -183,10 +177,6 @@ def prog_info_by_id(prog_id):
     return _with_fd(prog_fd_by_id(prog_id), prog_info)
 
 
-def map_info_by_id(map_id):
-    return _with_fd(map_fd_by_id(map_id), map_info)
-
-
 def pinned_prog_info(path):
     """Program info of a pin, or None when there is no such pin."""
     if not os.path.exists(path):
@@ -219,7 +209,7 @@ def remove_pins(pin_dir, stop_at=None):
         if os.path.lexists(path):
             os.unlink(path)
             removed.append(path)
-    for name in _digest_marks(pin_dir):
+    for name in _marks(pin_dir):
         os.rmdir(os.path.join(pin_dir, name))
     cur = os.path.abspath(pin_dir)
     stop = os.path.abspath(stop_at) if stop_at else None
@@ -247,12 +237,14 @@ def remove_tree(path):
 
 STAGING_PREFIX = 'staging_'
 DIGEST_PREFIX = 'objsha256_'
+OWNER_PREFIX = 'owner_'
 
 
-# --- which object the pins came from -------------------------------------------------
-# bpffs holds no regular files, so the object's content hash is the name of an empty
-# directory beside the pins. With it a run learns the pinned program's tag without
-# loading the object again (and check mode needs no staging at all).
+# --- marks beside the pins -------------------------------------------------------------
+# bpffs holds no regular files, so facts about the pins are names of empty directories
+# beside them: the object's content hash (a run learns the pinned program's tag without
+# loading the object again, and check mode needs no staging at all) and the attachment
+# that owns the pins (netns and interface, hex-encoded: bpffs refuses dots in names).
 def object_digest(path):
     """sha256 of a BPF object file (hex)."""
     h = hashlib.sha256()
@@ -262,26 +254,61 @@ def object_digest(path):
     return h.hexdigest()
 
 
-def _digest_marks(pin_dir):
+def _marks(pin_dir, prefix=None):
     try:
-        return [n for n in os.listdir(pin_dir) if n.startswith(DIGEST_PREFIX)]
+        names = os.listdir(pin_dir)
     except OSError:
         return []
+    return [n for n in names if n.startswith(prefix or (DIGEST_PREFIX, OWNER_PREFIX))]
+
+
+def _read_mark(pin_dir, prefix):
+    marks = _marks(pin_dir, prefix)
+    return marks[0][len(prefix):] if len(marks) == 1 else None
+
+
+def _write_mark(pin_dir, prefix, value):
+    if _read_mark(pin_dir, prefix) == value:
+        return
+    for name in _marks(pin_dir, prefix):
+        os.rmdir(os.path.join(pin_dir, name))
+    os.mkdir(os.path.join(pin_dir, prefix + value))
 
 
 def pinned_digest(pin_dir):
     """The object hash recorded beside the pins, or None."""
-    marks = _digest_marks(pin_dir)
-    return marks[0][len(DIGEST_PREFIX):] if len(marks) == 1 else None
+    return _read_mark(pin_dir, DIGEST_PREFIX)
 
 
 def record_digest(pin_dir, digest):
     """Record ``digest`` as the object the pins in ``pin_dir`` came from."""
-    if pinned_digest(pin_dir) == digest:
-        return
-    for name in _digest_marks(pin_dir):
-        os.rmdir(os.path.join(pin_dir, name))
-    os.mkdir(os.path.join(pin_dir, DIGEST_PREFIX + digest))
+    _write_mark(pin_dir, DIGEST_PREFIX, digest)
+
+
+def pinned_owner(pin_dir):
+    """(netns or None, ifname) of the attachment that owns the pins, or None when unknown."""
+    mark = _read_mark(pin_dir, OWNER_PREFIX)
+    try:
+        ns, ifname = bytes.fromhex(mark or '').decode('utf-8').split('/', 1)
+    except ValueError:  # no mark (pins of an older release), or not ours
+        return None
+    return ns or None, ifname
+
+
+def record_owner(pin_dir, netns, ifname):
+    """Mark the pins in ``pin_dir`` as belonging to ``ifname`` in ``netns``."""
+    _write_mark(pin_dir, OWNER_PREFIX, ('%s/%s' % (netns or '', ifname)).encode('utf-8').hex())
+
+
+def owner_error(pin_dir, netns, ifname):
+    """A message when the pins in ``pin_dir`` belong to another attachment, else None."""
+    owner = pinned_owner(pin_dir)
+    if owner is None or owner == (netns or None, ifname):
+        return None
+    return ('pin_dir %s holds the pins of %s in %s, not of %s in %s; choose another pin_dir '
+            '(the default is one per interface)'
+            % (pin_dir, owner[1], 'netns %s' % owner[0] if owner[0] else 'the root namespace',
+               ifname, 'netns %s' % netns if netns else 'the root namespace'))
 
 
 def sweep_staging(parent, max_age=600.0, now=None):
@@ -424,11 +451,25 @@ def read_steer_stats(pin_dir):
     return read_percpu_counters(os.path.join(pin_dir, 'steer_stats'), STEER_COUNTERS)
 
 
-def stats_delta(after, before):
-    """Per-counter difference of two read_steer_stats() results."""
-    return dict((k, {'packets': after[k]['packets'] - before.get(k, {}).get('packets', 0),
-                     'bytes': after[k]['bytes'] - before.get(k, {}).get('bytes', 0)})
-                for k in after)
+def packets_of(value):
+    """Counter value as an int: accepts ``{'packets': n, 'bytes': m}`` or a bare number."""
+    if isinstance(value, dict):
+        value = value.get('packets', 0)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def steer_delta(before, after):
+    """Packets per steering counter between two read_steer_stats() snapshots.
+
+    Values may be ``{'packets', 'bytes'}`` or ints. None when either snapshot is missing
+    (program not attached / not pinned)."""
+    if before is None or after is None:
+        return None
+    return dict((name, packets_of(after.get(name)) - packets_of(before.get(name)))
+                for name in STEER_COUNTERS)
 
 
 # --- loading (bpftool / libbpf) -----------------------------------------------------

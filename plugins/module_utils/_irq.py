@@ -168,3 +168,29 @@ def write_affinity(irq, cpus, proc_root=PROC_ROOT):
 def read_interrupts(proc_root=PROC_ROOT):
     with open(os.path.join(proc_root, 'interrupts')) as f:
         return parse_proc_interrupts(f.read())
+
+
+def cpus_option(value, what, online):
+    """A CPU-list option (``"2-3,6"``, ``[1, 2]``, ``3``) -> sorted CPUs; None when unset.
+
+    Raises ValueError naming the option when the list is malformed, empty, or names a
+    CPU that is not in ``online`` (so nothing is planned against CPUs the host lacks).
+    """
+    if value in (None, '', []):
+        return None
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(v, bool) or not isinstance(v, (int, str)) or (isinstance(v, int) and v < 0)
+           for v in items):
+        raise ValueError('%s: %r is not a CPU list (use "2-3,6" or a list of CPU numbers)'
+                         % (what, value))
+    try:
+        cpus = parse_cpulist(items)
+    except ValueError as exc:
+        raise ValueError('%s: %s' % (what, exc))
+    if not cpus:
+        raise ValueError('%s is empty' % what)
+    missing = [c for c in cpus if c not in set(online)]
+    if missing:
+        raise ValueError('%s: CPU %s does not exist or is offline (online CPUs: %s)'
+                         % (what, format_cpulist(missing), format_cpulist(online)))
+    return cpus

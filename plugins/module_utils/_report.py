@@ -18,36 +18,18 @@ from __future__ import annotations
 
 import json
 
-STEER_COUNTERS = ('seen', 'matched', 'redirected', 'redirect_missed', 'passed')
+from ansible_collections.kbypass.xdp.plugins.module_utils._bpf import (  # noqa: F401
+    packets_of as _packets,
+    steer_delta,
+)
+
 ECHO_MODES = ('echo',)
 SINK_MODES = ('rxdrop',)
 
 
 # --------------------------------------------------------------------------------------
-# deltas
+# deltas (the steering counters' are _bpf's: one definition next to the C contract)
 # --------------------------------------------------------------------------------------
-def _packets(value):
-    """Counter value as an int: accepts ``{'packets': n, 'bytes': m}`` or a bare number."""
-    if isinstance(value, dict):
-        value = value.get('packets', 0)
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def steer_delta(before, after):
-    """Per-counter packet deltas of the steering program's ``steer_stats``.
-
-    ``before``/``after`` map counter names to ``{'packets', 'bytes'}`` (or ints).
-    Returns None when either snapshot is missing (program not attached / not pinned).
-    """
-    if before is None or after is None:
-        return None
-    return dict((name, _packets(after.get(name)) - _packets(before.get(name)))
-                for name in STEER_COUNTERS)
-
-
 def forwarder_delta(before, after):
     """RX/TX deltas from two forwarder stats-file snapshots.
 

@@ -123,19 +123,29 @@ def argv_runs(argv, exe_name):
     return exe_name in [os.path.basename(a) for a in argv[:2]]
 
 
-def find_processes(match, proc=PROC):
-    """Pids of live processes whose argv satisfies ``match(argv)``."""
-    found = []
+def _other_pids(proc=PROC):
+    """Pids under ``proc`` except our own."""
     try:
         entries = os.listdir(proc)
     except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        if pid == os.getpid():
-            continue
+        return []
+    return [int(e) for e in entries if e.isdigit() and int(e) != os.getpid()]
+
+
+def find_by_comm(comm, proc=PROC):
+    """Pids of live processes whose comm (the kernel's 15-character name) is ``comm``."""
+    found = []
+    for pid in _other_pids(proc):
+        st = proc_stat(pid, proc)
+        if st and st['comm'] == comm[:15] and is_alive(pid, proc=proc):
+            found.append(pid)
+    return sorted(found)
+
+
+def find_processes(match, proc=PROC):
+    """Pids of live processes whose argv satisfies ``match(argv)``."""
+    found = []
+    for pid in _other_pids(proc):
         cmd = proc_cmdline(pid, proc)
         if not cmd:
             continue

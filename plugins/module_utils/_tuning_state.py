@@ -4,9 +4,13 @@
 """Save-the-original bookkeeping for tuning modules.
 
 A tuning module records the value a knob had *the first time it changes it*, in one JSON
-file per tuned object under ``/run/kbypass/tuning/``. A later run that changes the knob
+file per tuned object under ``TUNING_STATE_DIR``. A later run that changes the knob
 again keeps the first original, so ``state: restored`` puts back exactly what the host had
 before kbypass touched it (the approach of tuned's ``net`` plugin), then deletes the file.
+
+File names cannot collide: ``nic:<ifname>.json`` / ``nic:<netns>:<ifname>.json`` for an
+interface, ``host.json`` / ``host:<netns>.json`` for host_tune. Neither a namespace nor an
+interface name may contain ":", so each name decodes to exactly one (kind, netns, ifname).
 
 sysfs and procfs of a namespace are read and written through ``_netns.fs_op``.
 """
@@ -16,13 +20,13 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
-    ROOT_NS_LABEL,
-    STATE_ROOT,
-)
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT
+from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import write_json_atomic
 
 TUNING_STATE_DIR = STATE_ROOT + '/tuning'
 STATE_VERSION = 1
+# the kernel's own trees: a state file there is refused, not attempted
+_VIRTUAL_FS = ('/proc', '/sys', '/dev')
 
 
 def sysctl_path(name):
@@ -30,10 +34,34 @@ def sysctl_path(name):
     return '/proc/sys/' + name.replace('.', '/')
 
 
-def state_file(state_dir, key, netns=None):
-    """Path of the saved-originals file for one tuned object."""
+def target_key(netns=None, ifname=None):
+    """The tuned object's name, also the key of the tuning role's summary: ``veth0`` or
+    ``ns1:veth0`` for an interface, ``host`` or ``host:ns1`` for host_tune."""
+    if ifname is None:
+        return 'host:%s' % netns if netns else 'host'
+    return '%s:%s' % (netns, ifname) if netns else ifname
+
+
+def state_file(state_dir, netns=None, ifname=None):
+    """Path of the saved-originals file of one tuned object (an interface, or the host's
+    sysctls in ``netns`` when ``ifname`` is None): ``nic:`` + the key, or the key alone
+    for host_tune (``host...``, never ``nic:...``)."""
+    kind = 'nic:' if ifname is not None else ''
     return os.path.join(state_dir or TUNING_STATE_DIR,
-                        '%s-%s.json' % (netns or ROOT_NS_LABEL, key))
+                        kind + target_key(netns, ifname) + '.json')
+
+
+def state_dir_error(state_dir):
+    """A message when ``state_dir`` cannot hold saved originals, else None (pure)."""
+    if not os.path.isabs(state_dir):
+        return ('state_dir %r is relative: give an absolute path (it would be resolved '
+                'against whatever directory the module happens to run in)' % state_dir)
+    norm = os.path.normpath(state_dir)
+    for top in _VIRTUAL_FS:
+        if norm == top or norm.startswith(top + '/'):
+            return ('state_dir %s is inside %s, a kernel file system that cannot hold '
+                    'files; use a directory such as %s' % (state_dir, top, TUNING_STATE_DIR))
+    return None
 
 
 def load_state(path):
@@ -43,21 +71,22 @@ def load_state(path):
             data = json.load(f)
     except FileNotFoundError:
         return {'version': STATE_VERSION, 'original': {}}
-    except ValueError as exc:
-        raise ValueError('saved tuning state %s is not valid JSON (%s); inspect it and remove '
+    except (ValueError, OSError) as exc:
+        raise ValueError('saved tuning state %s cannot be read (%s); inspect it and remove '
                          'it to start over' % (path, exc))
     data.setdefault('original', {})
     return data
 
 
 def save_state(path, data):
-    """Write ``data`` atomically (tmp file + rename), creating the directory."""
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write('\n')
-    os.replace(tmp, path)
+    """Write ``data`` atomically, creating the directory. Raises ValueError with a
+    message a person can act on."""
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        write_json_atomic(path, data)
+    except OSError as exc:
+        raise ValueError('cannot save the original values in %s: %s'
+                         % (path, exc.strerror or exc))
 
 
 def remember(state, section, key, value):

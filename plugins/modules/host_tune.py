@@ -16,8 +16,11 @@ description:
     C(IRQBALANCE_BANNED_CPULIST) in its defaults file, restarting irqbalance only when it
     was running and the file changed.
   - Saves each original value the first time it changes it in
-    O(state_dir)/<netns or init_net>-host.json; O(state=restored) puts them back and
-    removes the file (a banned-CPU line that did not exist is removed again).
+    O(state_dir)/host.json (C(host:<netns>.json) for O(netns)); O(state=restored) puts
+    them back and removes the file (a banned-CPU line that did not exist is removed again).
+  - Every value is checked before anything is touched. When the kernel refuses a sysctl
+    value, the sysctls written by the same run are put back and the task fails with
+    nothing changed.
   - Optionally checks that processes named O(check_process) (the AF_XDP forwarder,
     C(kbypass-fwd)) run only on O(expected_cpus), from C(/proc/<pid>/task/*/status).
     The check never changes anything.
@@ -64,7 +67,8 @@ options:
     type: bool
     default: false
   state_dir:
-    description: Directory holding the saved originals.
+    description: Directory holding the saved originals (an absolute path, not under
+      C(/proc), C(/sys) or C(/dev)).
     type: path
     default: /run/kbypass/tuning
 attributes:
@@ -122,23 +126,31 @@ state_file:
   description: Path of the saved-originals file.
   returned: always
   type: str
+key:
+  description: Name of what was tuned (C(host), or C(host:<netns>) with O(netns)).
+  returned: always
+  type: str
+  sample: host:ns1
 '''
 
+import json
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error
 from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
-from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
+from ansible_collections.kbypass.xdp.plugins.module_utils import _irq, _supervise
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
+    TUNING_STATE_DIR,
     load_state,
     remember,
     save_state,
+    state_dir_error,
     state_file,
     sysctl_path,
+    target_key,
 )
 
 BANNED_KEY = 'IRQBALANCE_BANNED_CPULIST'
@@ -194,30 +206,143 @@ def process_matches(task_cpus, main_tid, expected):
     return bool(workers) and all(set(c) <= exp for c in workers.values())
 
 
-def find_processes(comm, proc_root='/proc'):
-    """[{pid, tasks: {tid: [cpus]}}] for processes whose comm is ``comm``."""
-    out = []
-    for pid in os.listdir(proc_root):
-        if not pid.isdigit():
-            continue
+def validate(p, online):
+    """Checked, normalised request from module params (pure).
+
+    Returns {'sysctls': {name: value}, 'banned': cpulist or None, 'expected': [cpus] or
+    None}; raises ValueError with every problem found, before anything is read or written.
+    """
+    errors = []
+    for err in (netns_error(p.get('netns')), state_dir_error(p['state_dir'])):
+        if err:
+            errors.append(err)
+    sysctls = {}
+    for name, val in (p.get('sysctls') or {}).items():
+        if not _SYSCTL_RE.match(str(name)) or '..' in str(name):
+            errors.append('%r is not a sysctl name (use dotted form, e.g. net.core.busy_poll)'
+                          % name)
+        elif not isinstance(val, (str, int, float)) or not norm_sysctl(val) or '\n' in str(val):
+            errors.append('sysctls.%s: %r is not a sysctl value (a number or a line of text)'
+                          % (name, val))
+        else:
+            sysctls[str(name)] = norm_sysctl(val)
+    req = {'sysctls': sysctls, 'banned': None, 'expected': None}
+    for key, what in (('banned', 'irqbalance_banned_cpus'), ('expected', 'expected_cpus')):
         try:
-            with open(os.path.join(proc_root, pid, 'comm')) as f:
-                if f.read().strip() != comm[:15]:
-                    continue
-            tasks = {}
-            for tid in os.listdir(os.path.join(proc_root, pid, 'task')):
-                with open(os.path.join(proc_root, pid, 'task', tid, 'status')) as f:
-                    for line in f:
-                        if line.startswith('Cpus_allowed_list:'):
-                            tasks[int(tid)] = _irq.parse_cpulist(line.split(':', 1)[1].strip())
-        except OSError:
-            continue
-        out.append({'pid': int(pid), 'tasks': tasks})
-    return out
+            req[key] = _irq.cpus_option(p.get(what), what, online)
+        except ValueError as exc:
+            errors.append(str(exc))
+    if req['banned'] is not None:
+        req['banned'] = _irq.format_cpulist(req['banned'])
+    if errors:
+        raise ValueError('; '.join(errors))
+    return req
 
 
-def irqbalance_running(proc_root='/proc'):
-    return bool(find_processes('irqbalance', proc_root))
+def compute_plan(current, want_sysctls, banned, restoring=False, netns=None):
+    """What to change (pure).
+
+    ``current``: {'sysctls': {name: value or None (missing)}, 'irqbalance_installed': bool,
+    'banned_cpulist': value in the config file or None}. ``banned``: wanted list, ABSENT
+    (remove the line: restore of a line that did not exist) or None (leave alone).
+    Returns {'changes', 'before', 'unsupported'}.
+    """
+    changes, before, unsupported = {}, {}, []
+    for name, want in sorted(want_sysctls.items()):
+        have = current['sysctls'].get(name)
+        if have is None:
+            reason = 'no such sysctl%s' % (
+                ' in netns %s (net.core.busy_poll/busy_read are global: set them without '
+                'netns)' % netns if netns else '')
+            unsupported.append({'key': 'sysctls.%s' % name, 'reason': reason})
+        elif norm_sysctl(have) != want:
+            changes.setdefault('sysctls', {})[name] = want
+            before.setdefault('sysctls', {})[name] = norm_sysctl(have)
+    if banned is not None:
+        have = current['banned_cpulist']
+        target = None if banned == ABSENT else banned
+        if not current['irqbalance_installed'] and not restoring:
+            unsupported.append({'key': 'irqbalance_banned_cpus',
+                                'reason': 'irqbalance is not installed'})
+        elif have != target:
+            changes['irqbalance'] = {'banned_cpulist': target}
+            before['irqbalance'] = {'banned_cpulist': have}
+    return {'changes': changes, 'before': before, 'unsupported': unsupported}
+
+
+def check_processes(comm, expected, proc=_supervise.PROC):
+    """Affinity of every ``comm`` process, and whether it respects ``expected``."""
+    procs = []
+    for pid in _supervise.find_by_comm(comm, proc):
+        tasks = dict((t['tid'], t['cpus']) for t in _supervise.thread_affinity(pid, proc))
+        procs.append({
+            'pid': pid,
+            'cpus': _irq.format_cpulist(tasks.get(pid) or []),
+            'thread_cpus': dict((str(t), _irq.format_cpulist(c)) for t, c in sorted(tasks.items())),
+            'matches': process_matches(tasks, pid, expected),
+        })
+    return procs
+
+
+class ApplyError(Exception):
+    pass
+
+
+def apply_plan(module, plan, state, path, netns, cfg, restoring):
+    """Write sysctls, then the irqbalance file, each original saved first. On failure
+    raises ApplyError(message, {sysctl: value before} of the ones written)."""
+    changes, before = plan['changes'], plan['before']
+    written = {}
+    try:
+        for name in sorted(changes.get('sysctls') or {}):
+            if not restoring and remember(state, 'sysctls', name, before['sysctls'][name]):
+                save_state(path, state)
+        if changes.get('sysctls'):
+            res = fs_op(module, netns, write=[(sysctl_path(n), v)
+                                              for n, v in sorted(changes['sysctls'].items())])
+            errs = [x for x in res['write'] if x[1]]
+            written = dict((n, before['sysctls'][n]) for n in changes['sysctls']
+                           if [sysctl_path(n), None] in res['write'])
+            if errs:
+                raise ApplyError('writing sysctls failed: %s'
+                                 % '; '.join('%s: %s' % tuple(x) for x in errs), written)
+        if 'irqbalance' in changes:
+            if not restoring:
+                was = before['irqbalance']['banned_cpulist']
+                if remember(state, 'irqbalance', 'banned_cpulist',
+                            ABSENT if was is None else was):
+                    save_state(path, state)
+            new = set_env_var(cfg['text'] or '', BANNED_KEY,
+                              changes['irqbalance']['banned_cpulist'])
+            _supervise.write_file_atomic(cfg['path'], new)
+    except (OSError, ValueError, HelperError) as exc:
+        raise ApplyError('cannot apply the change: %s' % (getattr(exc, 'strerror', None) or exc),
+                         written)
+
+
+def roll_back(module, netns, written, path, saved):
+    """Put the sysctls of a failed run back and the state file as it was; returns the
+    sysctls that could not be put back."""
+    res = fs_op(module, netns, write=[(sysctl_path(n), v) for n, v in sorted(written.items())])
+    if saved['original']:
+        save_state(path, saved)
+    elif os.path.exists(path):
+        os.remove(path)
+    return sorted(p for p, e in res['write'] if e)
+
+
+def read_config(path):
+    """{'path', 'text' (None when the file does not exist)}; ValueError when unreadable."""
+    if os.path.isdir(path):
+        raise ValueError('irqbalance_config %s is a directory; give the path of irqbalance\'s '
+                         'environment file (usually /etc/default/irqbalance)' % path)
+    try:
+        with open(path) as f:
+            return {'path': path, 'text': f.read()}
+    except FileNotFoundError:
+        return {'path': path, 'text': None}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError('cannot read irqbalance_config %s: %s' % (path, exc))
 
 
 def main():
@@ -232,135 +357,69 @@ def main():
             check_process=dict(type='str'),
             expected_cpus=dict(type='raw'),
             strict=dict(type='bool', default=False),
-            state_dir=dict(type='path', default='/run/kbypass/tuning'),
+            state_dir=dict(type='path', default=TUNING_STATE_DIR),
         ),
         required_together=[('check_process', 'expected_cpus')],
         supports_check_mode=True,
     )
     p = module.params
     netns = p['netns']
-    err = netns_error(netns)
-    if err:
-        module.fail_json(msg=err)
-    if not netns_exists(netns):
-        module.fail_json(msg='network namespace %s does not exist (ip netns list)' % netns)
-    want_sysctls = {}
-    for name, val in (p['sysctls'] or {}).items():
-        if not _SYSCTL_RE.match(str(name)) or '..' in str(name):
-            module.fail_json(msg='%r is not a sysctl name (use dotted form, e.g. '
-                             'net.core.busy_poll)' % name)
-        want_sysctls[str(name)] = norm_sysctl(val)
-    try:
-        banned = None
-        if p['irqbalance_banned_cpus'] not in (None, '', []):
-            banned = _irq.format_cpulist(_irq.parse_cpulist(p['irqbalance_banned_cpus']))
-        expected = (_irq.parse_cpulist(p['expected_cpus'])
-                    if p['expected_cpus'] not in (None, '', []) else None)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-
-    path = state_file(p['state_dir'], 'host', netns)
-    try:
-        state = load_state(path)
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    orig = state['original']
     restoring = p['state'] == 'restored'
-    if restoring:
-        want_sysctls = dict(orig.get('sysctls') or {})
-        banned = (orig.get('irqbalance') or {}).get('banned_cpulist')
-
-    changes, before, unsupported = {}, {}, []
+    path = state_file(p['state_dir'], netns)
     try:
+        req = validate(p, _supervise.online_cpus())
+        if not netns_exists(netns):
+            raise ValueError('network namespace %s does not exist (ip netns list)' % netns)
+        cfg = read_config(p['irqbalance_config'])
+        state = load_state(path)
+        want_sysctls, banned = req['sysctls'], req['banned']
+        if restoring:
+            want_sysctls = dict(state['original'].get('sysctls') or {})
+            banned = (state['original'].get('irqbalance') or {}).get('banned_cpulist')
         cur = fs_op(module, netns, read=[sysctl_path(n) for n in sorted(want_sysctls)])['read']
-    except HelperError as exc:
+    except (ValueError, HelperError) as exc:
         module.fail_json(msg=str(exc))
-    for name, want in sorted(want_sysctls.items()):
-        have = cur.get(sysctl_path(name))
-        if have is None:
-            reason = 'no such sysctl%s' % (
-                ' in netns %s (net.core.busy_poll/busy_read are global: set them without '
-                'netns)' % netns if netns else '')
-            unsupported.append({'key': 'sysctls.%s' % name, 'reason': reason})
-        elif norm_sysctl(have) != want:
-            changes.setdefault('sysctls', {})[name] = want
-            before.setdefault('sysctls', {})[name] = norm_sysctl(have)
-
-    irqb = {'config': p['irqbalance_config'], 'installed': False,
-            'running': irqbalance_running(), 'restarted': False}
-    cfg_text = None
-    if os.path.exists(p['irqbalance_config']):
-        with open(p['irqbalance_config']) as f:
-            cfg_text = f.read()
-    irqb['installed'] = cfg_text is not None or bool(module.get_bin_path('irqbalance'))
-    if banned is not None:
-        have = get_env_var(cfg_text, BANNED_KEY) if cfg_text is not None else None
-        target = None if banned == ABSENT else banned
-        if not irqb['installed'] and not restoring:
-            unsupported.append({'key': 'irqbalance_banned_cpus',
-                                'reason': 'irqbalance is not installed (%s missing)'
-                                % p['irqbalance_config']})
-        elif have != target:
-            changes['irqbalance'] = {'banned_cpulist': target}
-            before['irqbalance'] = {'banned_cpulist': have}
-
-    for item in unsupported:
+    current = {'sysctls': dict((n, cur.get(sysctl_path(n))) for n in want_sysctls),
+               'irqbalance_installed': (cfg['text'] is not None
+                                        or bool(module.get_bin_path('irqbalance'))),
+               'banned_cpulist': get_env_var(cfg['text'], BANNED_KEY)}
+    plan = compute_plan(current, want_sysctls, banned, restoring, netns)
+    changes = plan['changes']
+    for item in plan['unsupported']:
         if p['strict'] and not restoring:
             module.fail_json(msg='%s: %s (nothing was changed)' % (item['key'], item['reason']),
-                             unsupported=unsupported)
+                             unsupported=plan['unsupported'])
         module.warn('skipped %s: %s' % (item['key'], item['reason']))
 
+    irqb = {'config': cfg['path'], 'installed': current['irqbalance_installed'],
+            'running': bool(_supervise.find_by_comm('irqbalance')), 'restarted': False}
     file_exists = os.path.exists(path)
     result = dict(changed=bool(changes) or (restoring and file_exists), changes=changes,
-                  unsupported=unsupported, irqbalance=irqb, state_file=path)
+                  unsupported=plan['unsupported'], irqbalance=irqb, state_file=path,
+                  key=target_key(netns))
     if module._diff:
-        result['diff'] = {'before': before, 'after': changes}
+        result['diff'] = {'before': plan['before'], 'after': changes}
 
     if not module.check_mode and changes:
-        for name, want in sorted((changes.get('sysctls') or {}).items()):
-            if not restoring and remember(state, 'sysctls', name, before['sysctls'][name]):
-                save_state(path, state)
-        if changes.get('sysctls'):
-            res = fs_op(module, netns, write=[(sysctl_path(n), v)
-                                              for n, v in sorted(changes['sysctls'].items())])
-            errs = [x for x in res['write'] if x[1]]
-            if errs:
-                module.fail_json(msg='writing sysctls failed: %s'
-                                 % '; '.join('%s: %s' % tuple(x) for x in errs))
-        if 'irqbalance' in changes:
-            if not restoring:
-                was = before['irqbalance']['banned_cpulist']
-                if remember(state, 'irqbalance', 'banned_cpulist',
-                            ABSENT if was is None else was):
-                    save_state(path, state)
-            new = set_env_var(cfg_text or '', BANNED_KEY, changes['irqbalance']['banned_cpulist'])
-            module.atomic_move(_write_tmp(module, new), p['irqbalance_config'])
-            os.chmod(p['irqbalance_config'], 0o644)
-            if irqb['running'] and p['irqbalance_restart']:
-                irqb['restarted'] = _restart_irqbalance(module)
+        saved = json.loads(json.dumps(state))
+        try:
+            apply_plan(module, plan, state, path, netns, cfg, restoring)
+        except ApplyError as exc:
+            written = exc.args[1]
+            left = roll_back(module, netns, written, path, saved)
+            result.update(changed=bool(left), rolled_back=sorted(written))
+            outcome = ('could not put back %s' % ', '.join(left) if left else
+                       'nothing was changed (%d sysctl(s) put back)' % len(written))
+            module.fail_json(msg='%s; %s' % (exc.args[0], outcome), **result)
+        if 'irqbalance' in changes and irqb['running'] and p['irqbalance_restart']:
+            irqb['restarted'] = _restart_irqbalance(module)
     if restoring and file_exists and not module.check_mode:
         os.remove(path)
 
     if p['check_process']:
-        procs = []
-        for proc in find_processes(p['check_process']):
-            procs.append({
-                'pid': proc['pid'],
-                'cpus': _irq.format_cpulist(proc['tasks'].get(proc['pid']) or []),
-                'thread_cpus': dict((str(t), _irq.format_cpulist(c))
-                                    for t, c in sorted(proc['tasks'].items())),
-                'matches': process_matches(proc['tasks'], proc['pid'], expected),
-            })
-        result['processes'] = procs
-        result['expected_cpus'] = _irq.format_cpulist(expected)
+        result['processes'] = check_processes(p['check_process'], req['expected'])
+        result['expected_cpus'] = _irq.format_cpulist(req['expected'])
     module.exit_json(**result)
-
-
-def _write_tmp(module, text):
-    fd, tmp = tempfile.mkstemp(dir=module.tmpdir)
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    return tmp
 
 
 def _restart_irqbalance(module):

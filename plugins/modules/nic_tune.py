@@ -19,12 +19,16 @@ description:
     first), then channels, rings, ntuple rules, sysfs attributes and finally IRQ affinity
     (channel changes re-create IRQs).
   - The first time the module changes a knob it saves the knob's original value in
-    O(state_dir)/<netns or init_net>-<name>.json. O(state=restored) puts every saved value
+    O(state_dir)/nic:<name>.json (C(nic:<netns>:<name>.json) in a namespace).
+    O(state=restored) puts every saved value
     back, deletes the ntuple rules it added and removes the file, so a restore is exact no
     matter how many times the interface was tuned in between.
   - Knobs the device does not have (fixed features, channel or ring keys ethtool reports as
     n/a, missing sysfs attributes, no interrupts on a virtual device) are skipped with a
     warning, or make the module fail before changing anything when O(strict=true).
+  - Every value is checked before anything is touched. When the device refuses a change
+    after others were applied, the task fails with C(changed=true) and RV(applied) lists
+    what was applied; O(state=restored) puts it back.
 author:
   - kbypass.xdp developers (@kbypass)
 requirements:
@@ -140,7 +144,8 @@ options:
     type: bool
     default: false
   state_dir:
-    description: Directory holding the saved originals.
+    description: Directory holding the saved originals (an absolute path, not under
+      C(/proc), C(/sys) or C(/dev)).
     type: path
     default: /run/kbypass/tuning
 attributes:
@@ -223,7 +228,17 @@ state_file:
   description: Path of the saved-originals file.
   returned: always
   type: str
-  sample: /run/kbypass/tuning/ns1-veth0.json
+  sample: /run/kbypass/tuning/nic:ns1:veth0.json
+key:
+  description: Name of what was tuned, C(<name>) or C(<netns>:<name>); the tuning role's
+    summary is keyed by it.
+  returned: always
+  type: str
+  sample: ns1:veth0
+applied:
+  description: On a failure part-way, the changes that were applied before it.
+  returned: on failure after a partial change
+  type: dict
 diff:
   description: Before and after values of the changed knobs (diff mode).
   returned: when diff mode is on
@@ -251,21 +266,33 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import (
     rule_key,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
+from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import online_cpus
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
+    TUNING_STATE_DIR,
     load_state,
     remember,
     save_state,
+    state_dir_error,
     state_file,
+    target_key,
 )
 
-SECTIONS = ('features', 'channels', 'rings', 'rules', 'sysfs', 'irq_affinity')
 _SYSFS_REL_RE = r'^[A-Za-z0-9_][A-Za-z0-9_./-]*$'
+# attributes whose value is a plain non-negative integer, checked before anything is written
+_SYSFS_INTEGERS = ('napi_defer_hard_irqs', 'gro_flush_timeout', 'tx_queue_len', 'mtu',
+                   'threaded', 'rps_flow_cnt')
+
+
+class ApplyError(Exception):
+    """A change the device refused, part-way through a plan."""
 
 
 # --------------------------------------------------------------------------- pure logic
 
-def normalize_request(params):
-    """Module params -> request dict with canonical names. Raises ValueError on bad input."""
+def normalize_request(params, online=None):
+    """Module params -> request dict with canonical names. Raises ValueError on bad input.
+
+    ``online``: the host's online CPUs (irq_cpus must name only those)."""
     req = {'features': {}, 'channels': {}, 'rings': {}, 'rules': [], 'sysfs': {},
            'irq_cpus': None, 'irq_mode': params.get('irq_mode') or 'spread'}
     for name, val in (params.get('features') or {}).items():
@@ -299,12 +326,13 @@ def normalize_request(params):
                              'without ".."' % rel)
         if isinstance(val, bool):
             val = int(val)
+        if not isinstance(val, (int, str)) or '\n' in str(val) or str(val) == '':
+            raise ValueError('sysfs.%s: %r is not a value for a sysfs attribute' % (rel, val))
+        if rel.rsplit('/', maxsplit=1)[-1] in _SYSFS_INTEGERS and not re.match(r'^\d+$', str(val)):
+            raise ValueError('sysfs.%s: %r is not a non-negative integer' % (rel, val))
         req['sysfs'][rel] = str(val)
-    if params.get('irq_cpus') not in (None, '', []):
-        cpus = _irq.parse_cpulist(params['irq_cpus'])
-        if not cpus:
-            raise ValueError('irq_cpus is empty')
-        req['irq_cpus'] = cpus
+    req['irq_cpus'] = _irq.cpus_option(params.get('irq_cpus'), 'irq_cpus',
+                                       online if online is not None else online_cpus())
     req['auto_ntuple'] = bool(req['rules']) and 'ntuple-filters' not in req['features']
     if req['auto_ntuple']:
         req['features']['ntuple-filters'] = True
@@ -502,15 +530,14 @@ def read_current(module, eth, ifname, netns, req_sysfs, want_rules, want_irqs, s
     return cur
 
 
-def _ethtool_set(module, eth, flag, pairs, what):
+def _ethtool_set(eth, flag, pairs, what):
     args = [flag, eth.ifname]
     for key, val in pairs:
         args += [key, val]
     rc, out, err = eth.run(*args)
     if rc != 0:
-        module.fail_json(msg='ethtool %s %s failed (rc=%s): %s' % (flag, what, rc,
-                                                                   (err or out).strip()),
-                         cmd=' '.join(args))
+        raise ApplyError('ethtool %s %s failed (rc=%s): %s' % (flag, what, rc,
+                                                               (err or out).strip()))
 
 
 def diff_view(plan):
@@ -526,15 +553,22 @@ def diff_view(plan):
 
 
 def apply_changes(module, eth, ifname, netns, changes, state, path, restoring=False,
-                  current=None):
-    """Apply in hardware order, saving each original before touching it."""
+                  current=None, applied=None):
+    """Apply in hardware order, saving each original before touching it.
+
+    ``applied`` (a dict) collects each change once it took, so a failure part-way
+    (ApplyError) can say what was applied before it."""
     result = {'irq_refused': []}
     base = '/sys/class/net/%s/' % ifname
     current = current or {}
+    applied = {} if applied is None else applied
 
     def record(section, key, value):
         if not restoring and remember(state, section, key, value):
             save_state(path, state)
+
+    def done(section, key, value):
+        applied.setdefault(section, {})[key] = value
 
     if restoring and changes.get('rules_delete'):
         for loc in changes['rules_delete']:
@@ -547,27 +581,28 @@ def apply_changes(module, eth, ifname, netns, changes, state, path, restoring=Fa
                    else (n == 'ntuple-filters'))
     for name in order:
         record('features', name, current['features'][name]['active'])
-        _ethtool_set(module, eth, '-K', [(name, 'on' if feats[name] else 'off')], name)
+        _ethtool_set(eth, '-K', [(name, 'on' if feats[name] else 'off')], name)
+        done('features', name, feats[name])
     if feats:
         after = eth.features()
         bad = [n for n in feats if after.get(n, {}).get('active') != feats[n]]
         if bad:
-            module.fail_json(msg='ethtool accepted but did not apply features %s on %s; '
-                             'the driver may tie them to other features' % (', '.join(bad), ifname),
-                             features=dict((n, after.get(n)) for n in bad))
+            raise ApplyError('ethtool accepted but did not apply features %s on %s; the driver '
+                             'may tie them to other features' % (', '.join(bad), ifname))
     for section, flag in (('channels', '-L'), ('rings', '-G')):
         vals = changes.get(section) or {}
         if not vals:
             continue
         for key in vals:
             record(section, key, current[section]['current'].get(key))
-        _ethtool_set(module, eth, flag, [(k, str(v)) for k, v in sorted(vals.items())],
-                     section)
+        _ethtool_set(eth, flag, [(k, str(v)) for k, v in sorted(vals.items())], section)
+        applied[section] = dict(vals)
     for rule in changes.get('rules') or []:
         rc, out, err = eth.run('-N', ifname, *rule_add_args(rule))
         if rc != 0:
-            module.fail_json(msg='ethtool -N %s %s failed: %s'
+            raise ApplyError('ethtool -N %s %s failed: %s'
                              % (ifname, ' '.join(rule_add_args(rule)), (err or out).strip()))
+        applied.setdefault('rules', []).append(rule)
         loc = parse_added_rule_id(out) if rule.get('loc') is None else rule['loc']
         if loc is not None and not restoring:
             state.setdefault('rules_added', [])
@@ -579,9 +614,12 @@ def apply_changes(module, eth, ifname, netns, changes, state, path, restoring=Fa
         for rel in sysfs:
             record('sysfs', rel, current['sysfs'][rel])
         res = fs_op(module, netns, write=[(base + r, v) for r, v in sorted(sysfs.items())])
+        for path_, err in res['write']:
+            if not err:
+                done('sysfs', path_[len(base):], sysfs[path_[len(base):]])
         errs = [(p, e) for p, e in res['write'] if e]
         if errs:
-            module.fail_json(msg='writing sysfs failed: %s' % '; '.join('%s: %s' % x for x in errs))
+            raise ApplyError('writing sysfs failed: %s' % '; '.join('%s: %s' % x for x in errs))
     for irq, cpus in sorted((changes.get('irq_affinity') or {}).items()):
         record('irq_affinity', irq, _irq.format_cpulist(
             current['irq_affinity'].get(int(irq)) or []))
@@ -597,6 +635,8 @@ def apply_changes(module, eth, ifname, netns, changes, state, path, restoring=Fa
             if not restoring:  # the next run must not plan it again: it is no change
                 state.setdefault('irq_refused', {})[str(irq)] = cpus
                 save_state(path, state)
+        else:
+            done('irq_affinity', irq, cpus)
     return result
 
 
@@ -620,13 +660,13 @@ def main():
             irq_cpus=dict(type='raw'),
             irq_mode=dict(type='str', choices=['spread', 'all'], default='spread'),
             strict=dict(type='bool', default=False),
-            state_dir=dict(type='path', default='/run/kbypass/tuning'),
+            state_dir=dict(type='path', default=TUNING_STATE_DIR),
         ),
         supports_check_mode=True,
     )
     p = module.params
     ifname, netns = p['name'], p['netns']
-    err = ifname_error(ifname) or netns_error(netns)
+    err = ifname_error(ifname) or netns_error(netns) or state_dir_error(p['state_dir'])
     if err:
         module.fail_json(msg=err)
     if not netns_exists(netns):
@@ -637,7 +677,7 @@ def main():
         module.fail_json(msg=str(exc))
 
     eth = Ethtool(module, ifname, netns)
-    path = state_file(p['state_dir'], ifname, netns)
+    path = state_file(p['state_dir'], netns, ifname)
     try:
         state = load_state(path)
         state.update({'ifname': ifname, 'netns': netns})
@@ -669,15 +709,23 @@ def main():
     result = dict(changed=changed, changes=changes, unsupported=plan['skipped'],
                   irqs=[dict((k, i[k]) for k in ('irq', 'name', 'kind', 'queue'))
                         for i in current['irqs']],
-                  irq_refused=[], state_file=path)
+                  irq_refused=[], state_file=path, key=target_key(netns, ifname))
     if module._diff:
         result['diff'] = diff_view(plan)
 
     if not module.check_mode and changes:
-        applied = apply_changes(module, eth, ifname, netns, changes, state, path,
-                                restoring=p['state'] == 'restored', current=current)
-        result['irq_refused'] = applied['irq_refused']
-        for item in applied['irq_refused']:
+        applied = {}
+        try:
+            done = apply_changes(module, eth, ifname, netns, changes, state, path,
+                                 restoring=p['state'] == 'restored', current=current,
+                                 applied=applied)
+        except (ApplyError, EthtoolError, HelperError, ValueError) as exc:
+            result.update(changed=bool(applied), applied=applied)
+            module.fail_json(msg='%s (%s)' % (exc, 'nothing was changed' if not applied else
+                                              'applied before the failure: %s; state=restored '
+                                              'puts it back' % sorted(applied)), **result)
+        result['irq_refused'] = done['irq_refused']
+        for item in done['irq_refused']:
             module.warn('IRQ %(irq)s kept effective CPUs %(effective)s instead of %(requested)s'
                         % item)
     if p['state'] == 'restored':

@@ -2,10 +2,11 @@
 
 Modules are invoked through `ansible` ad hoc with the json callback, exactly as a
 playbook would run them (AnsiballZ, argument_spec validation, check/diff mode).
-Every test uses its own namespace and link names (prefix ``kbt``) and cleans up in
-fixtures' finalizers, so a failing test leaves nothing behind and a user's ``ns1``/
+Every test uses its own namespace and link names (prefix ``kbt``), builds its bed with
+``veth_bed`` and so cleans up in fixtures' finalizers, so a failing test leaves nothing behind and a user's ``ns1``/
 ``ns2`` bed is never touched.
 """
+import contextlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import sys
 
 import pytest
 
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import PIN_ROOT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,6 +53,23 @@ def run_module(name, args, check=False, diff=False, timeout=300):
                              % (name, proc.returncode, proc.stdout, proc.stderr)) from exc
 
 
+def run_playbook(playbook, extra_vars, tmp_path, timeout=300):
+    """Run ``playbooks/<playbook>`` on the local inventory with ``extra_vars``; returns
+    (rc, parsed json-callback output or None, CompletedProcess)."""
+    varfile = tmp_path / 'extra-vars.json'
+    varfile.write_text(json.dumps(extra_vars))
+    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'inventory/local',
+                           os.path.join('playbooks', playbook), '-e', '@%s' % varfile,
+                           '-e', 'ansible_python_interpreter=%s' % sys.executable],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        out = None
+    return proc.returncode, out, proc
+
+
 def sh(cmd, netns=None, check=True, timeout=60):
     """Run a shell command (optionally inside a namespace) and return CompletedProcess."""
     if netns:
@@ -65,15 +84,39 @@ def remove_netns(*names):
             sh(['ip', 'netns', 'del', ns], check=False)
 
 
-def make_veth_pair(ns_a, if_a, ns_b, if_b):
-    """Two fresh namespaces joined by a veth pair, both ends up (no addresses)."""
-    remove_netns(ns_a, ns_b)
-    sh(['ip', 'netns', 'add', ns_a])
-    sh(['ip', 'netns', 'add', ns_b])
-    sh(['ip', 'link', 'add', if_a, 'netns', ns_a, 'type', 'veth', 'peer', 'name', if_b,
-        'netns', ns_b])
-    sh(['ip', '-n', ns_a, 'link', 'set', if_a, 'up'])
-    sh(['ip', '-n', ns_b, 'link', 'set', if_b, 'up'])
+@contextlib.contextmanager
+def veth_bed(ns_a, if_a, ns_b, if_b, addrs_a=(), addrs_b=()):
+    """The test bed: namespaces ``ns_a``/``ns_b`` joined by veth ``if_a``<->``if_b``,
+    loopback and both ends up, ``addrs_*`` (CIDR; IPv6 without DAD) on each end.
+
+    Removed on exit, also when the test fails, with any pins under
+    /sys/fs/bpf/kbypass/<ns>; a bed that would not go away fails the test.
+    """
+    remove_bed(ns_a, ns_b)
+    try:
+        for ns in (ns_a, ns_b):
+            sh(['ip', 'netns', 'add', ns])
+            sh(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
+        sh(['ip', 'link', 'add', if_a, 'netns', ns_a, 'type', 'veth', 'peer', 'name', if_b,
+            'netns', ns_b])
+        for ns, dev, addrs in ((ns_a, if_a, addrs_a), (ns_b, if_b, addrs_b)):
+            for addr in addrs:
+                sh(['ip', 'addr', 'add', addr, 'dev', dev] + (['nodad'] if ':' in addr else []),
+                   netns=ns)
+            sh(['ip', 'link', 'set', dev, 'up'], netns=ns)
+        yield
+    finally:
+        remove_bed(ns_a, ns_b)
+    assert ns_a not in netns_list() and ns_b not in netns_list()
+
+
+def remove_bed(*names):
+    """Delete the namespaces and their pin directories (bpffs has no rm -r)."""
+    remove_netns(*names)
+    for ns in names:
+        path = os.path.join(PIN_ROOT, ns)
+        if os.path.isdir(path):
+            _bpf.remove_tree(path)
 
 
 def netns_list():
@@ -81,11 +124,6 @@ def netns_list():
         return sorted(os.listdir('/run/netns'))
     except FileNotFoundError:
         return []
-
-
-@pytest.fixture
-def module_runner():
-    return run_module
 
 
 @pytest.fixture(scope='session', autouse=True)

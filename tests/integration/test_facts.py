@@ -8,11 +8,10 @@ import json
 import os
 import platform
 import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, BIN, _env, make_veth_pair, remove_netns, run_module, sh
+from conftest import run_module, run_playbook, sh, veth_bed
 
 NS1, NS2, IF0, IF1 = 'kbtt3', 'kbtt4', 'kbttv2', 'kbttv3'
 PIN_DIR = '/sys/fs/bpf/kbypass/%s/%s' % (NS1, IF0)
@@ -35,12 +34,6 @@ char _license[] SEC("license") = "GPL";
 '''
 
 
-def _cleanup():
-    remove_netns(NS1, NS2)
-    sh(['rm', '-rf', PIN_DIR], check=False)
-    sh(['rmdir', os.path.dirname(PIN_DIR)], check=False)
-
-
 def _ensure_bpffs():
     # The toolchain role mounts bpffs; tests may run before it. Left mounted on purpose:
     # other components rely on it and it holds nothing of ours after cleanup.
@@ -51,14 +44,12 @@ def _ensure_bpffs():
 @pytest.fixture(scope='module')
 def bed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('kbtt_facts')
-    _cleanup()
-    try:
-        obj = str(tmp / 'prog.o')
-        (tmp / 'prog.c').write_text(PROG_C)
-        sh(['clang', '-O2', '-g', '-target', 'bpf',
-            '-I/usr/include/%s-linux-gnu' % platform.machine(), '-c', str(tmp / 'prog.c'),
-            '-o', obj])
-        make_veth_pair(NS1, IF0, NS2, IF1)
+    obj = str(tmp / 'prog.o')
+    (tmp / 'prog.c').write_text(PROG_C)
+    sh(['clang', '-O2', '-g', '-target', 'bpf',
+        '-I/usr/include/%s-linux-gnu' % platform.machine(), '-c', str(tmp / 'prog.c'),
+        '-o', obj])
+    with veth_bed(NS1, IF0, NS2, IF1):  # also removes the pins below
         sh(['ip', '-n', NS1, 'link', 'set', 'dev', IF0, 'xdpdrv', 'obj', obj, 'sec', 'xdp'])
         _ensure_bpffs()
         os.makedirs(PIN_DIR, exist_ok=True)
@@ -69,8 +60,6 @@ def bed(tmp_path_factory):
         sh(['bpftool', 'map', 'update', 'pinned', pin, 'key', '2', '0', '0', '0', 'value',
             '3', '0', '0', '0', '0', '0', '0', '0', '192', '0', '0', '0', '0', '0', '0', '0'])
         yield tmp
-    finally:
-        _cleanup()
 
 
 def test_xdp_facts_match_bpftool(bed):
@@ -147,18 +136,11 @@ def test_real_nic_irqs_match_proc(bed):
 
 
 def test_facts_playbook_writes_reports(bed, tmp_path):
-    varfile = tmp_path / 'vars.json'
     report = tmp_path / 'reports'
-    varfile.write_text(json.dumps({'facts_interfaces': [{'name': IF0, 'netns': NS1},
-                                                        {'name': IF1, 'netns': NS2}],
-                                   'facts_report_dir': str(report)}))
-    env = _env()
-    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'inventory/local',
-                           'playbooks/facts.yml', '-e', '@%s' % varfile,
-                           '-e', 'ansible_python_interpreter=%s' % sys.executable],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    rc, _out, proc = run_playbook('facts.yml', {
+        'facts_interfaces': [{'name': IF0, 'netns': NS1}, {'name': IF1, 'netns': NS2}],
+        'facts_report_dir': str(report)}, tmp_path)
+    assert rc == 0, proc.stdout[-3000:]
     data = json.load(open(report / 'facts-localhost.json'))
     assert [n['name'] for n in data['nics']] == [IF0, IF1]
     assert data['xdp'][0]['programs'][0]['name'] == 'kbtt_facts'

@@ -7,28 +7,18 @@ IRQ affinity is only checked to be reported as not applicable (unit tests cover 
 """
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-from conftest import ROOT, BIN, _env, make_veth_pair, remove_netns, run_module, sh
+from conftest import run_module, run_playbook, sh, veth_bed
 
 NS1, NS2, IF0, IF1 = 'kbtt1', 'kbtt2', 'kbttv0', 'kbttv1'
 
 
-def _cleanup():
-    remove_netns(NS1, NS2)
-
-
 @pytest.fixture
 def bed(tmp_path):
-    _cleanup()
-    try:
-        make_veth_pair(NS1, IF0, NS2, IF1)
+    with veth_bed(NS1, IF0, NS2, IF1):
         yield {'state_dir': str(tmp_path / 'state'), 'tmp': tmp_path}
-    finally:
-        _cleanup()
 
 
 def features(ns=NS1, ifname=IF0):
@@ -61,7 +51,7 @@ def tune_args(bed, **kw):
 def test_toggles_channels_sysfs_applied_then_restored_exactly(bed):
     before = snapshot()
     assert before['features']['generic-receive-offload'] is False  # veth default
-    state_file = os.path.join(bed['state_dir'], '%s-%s.json' % (NS1, IF0))
+    state_file = os.path.join(bed['state_dir'], 'nic:%s:%s.json' % (NS1, IF0))
 
     res = run_module('nic_tune', tune_args(bed), check=True, diff=True)
     assert res.get('failed') is not True, res
@@ -70,7 +60,8 @@ def test_toggles_channels_sysfs_applied_then_restored_exactly(bed):
     assert snapshot() == before and not os.path.exists(state_file)  # check mode: untouched
 
     res = run_module('nic_tune', tune_args(bed), diff=True)
-    assert res['changed'] is True, res
+    assert res['changed'] is True and res['state_file'] == state_file, res
+    assert res['key'] == '%s:%s' % (NS1, IF0)
     f = features()
     assert f['generic-receive-offload'] is True and f['rx-udp-gro-forwarding'] is True
     assert f['tcp-segmentation-offload'] is False
@@ -138,6 +129,7 @@ def test_host_tune_netns_sysctl_and_irqbalance_file(bed):
     def fwd():
         return sh(['sysctl', '-n', 'net.ipv4.ip_forward'], netns=NS1).stdout.strip()
     assert fwd() == '0'
+    root_fwd = sh(['sysctl', '-n', 'net.ipv4.ip_forward']).stdout.strip()
     args = {'netns': NS1, 'sysctls': {'net.ipv4.ip_forward': 1, 'net.core.busy_poll': 50},
             'irqbalance_banned_cpus': [1], 'irqbalance_config': str(cfg),
             'state_dir': bed['state_dir']}
@@ -150,10 +142,60 @@ def test_host_tune_netns_sysctl_and_irqbalance_file(bed):
     # busy_poll is global: reported as unsupported inside a namespace
     assert [u['key'] for u in res['unsupported']] == ['sysctls.net.core.busy_poll']
     assert run_module('host_tune', args)['changed'] is False
-    assert sh(['sysctl', '-n', 'net.ipv4.ip_forward']).stdout.strip() in ('0', '1')  # root ns untouched by ns write
+    # the write went to the namespace only: the root namespace kept its value
+    assert sh(['sysctl', '-n', 'net.ipv4.ip_forward']).stdout.strip() == root_fwd
+    assert os.listdir(bed['state_dir']) == ['host:%s.json' % NS1]
     res = run_module('host_tune', {'netns': NS1, 'state': 'restored', 'irqbalance_config': str(cfg),
                                    'state_dir': bed['state_dir']})
     assert res['changed'] is True and fwd() == '0' and cfg.read_text() == 'OPTIONS=""\n'
+
+
+def test_names_of_state_files_cannot_collide(bed):
+    """netns a-b + interface c and netns a + interface b-c, and an interface called
+    "host" next to host_tune's own file, each get a file of their own."""
+    sh(['ip', 'link', 'add', 'host', 'type', 'dummy'], netns=NS1, check=False)
+    sh(['ip', 'link', 'add', 'host', 'type', 'bridge'], netns=NS1)
+    nic = run_module('nic_tune', {'name': 'host', 'netns': NS1, 'features': {'gso': False},
+                                  'state_dir': bed['state_dir']})
+    host = run_module('host_tune', {'netns': NS1, 'sysctls': {'net.ipv4.ip_forward': 1},
+                                    'state_dir': bed['state_dir']})
+    assert nic['changed'] and host['changed'], (nic, host)
+    assert nic['state_file'] != host['state_file']
+    assert sorted(os.listdir(bed['state_dir'])) == ['host:%s.json' % NS1, 'nic:%s:host.json' % NS1]
+    for args in ({'name': 'host', 'netns': NS1}, {'netns': NS1}):
+        mod = 'nic_tune' if 'name' in args else 'host_tune'
+        res = run_module(mod, dict(args, state='restored', state_dir=bed['state_dir']))
+        assert res['changed'] is True, res
+    assert os.listdir(bed['state_dir']) == []
+
+
+def test_refused_sysctl_rolls_back_the_others(bed):
+    """somaxconn -5 is refused by the kernel after ip_forward was written: ip_forward goes
+    back, nothing is saved, and the task says nothing changed."""
+    def fwd():
+        return sh(['sysctl', '-n', 'net.ipv4.ip_forward'], netns=NS1).stdout.strip()
+    assert fwd() == '0'
+    res = run_module('host_tune', {'netns': NS1, 'state_dir': bed['state_dir'],
+                                   'sysctls': {'net.ipv4.ip_forward': 1,
+                                               'net.core.somaxconn': -5}})
+    assert res.get('failed') is True and res['changed'] is False, res
+    assert 'nothing was changed' in res['msg'] and res['rolled_back'] == ['net.ipv4.ip_forward']
+    assert fwd() == '0'
+    assert not os.listdir(bed['state_dir']) if os.path.isdir(bed['state_dir']) else True
+
+
+def test_refused_nic_change_after_others_reports_them(bed):
+    """GRO goes on, then the kernel refuses an out-of-range gro_flush_timeout: changed=true,
+    the applied feature is listed, and restored puts it back."""
+    res = run_module('nic_tune', tune_args(bed, features={'gro': True}, channels={},
+                                           sysfs={'gro_flush_timeout': 2 ** 70}))
+    assert res.get('failed') is True and res['changed'] is True, res
+    assert res['applied'] == {'features': {'generic-receive-offload': True}}
+    assert 'state=restored puts it back' in res['msg']
+    assert features()['generic-receive-offload'] is True
+    res = run_module('nic_tune', {'name': IF0, 'netns': NS1, 'state': 'restored',
+                                  'state_dir': bed['state_dir']})
+    assert res['changed'] is True and features()['generic-receive-offload'] is False
 
 
 def test_global_busy_poll_set_and_restored(tmp_path):
@@ -173,17 +215,9 @@ def test_global_busy_poll_set_and_restored(tmp_path):
 
 
 def _playbook(extra, tmp_path):
-    varfile = tmp_path / 'vars.json'
-    varfile.write_text(json.dumps(extra))
-    env = _env()
-    env['ANSIBLE_STDOUT_CALLBACK'] = 'json'
-    proc = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'inventory/local',
-                           'playbooks/tune.yml', '-e', '@%s' % varfile,
-                           '-e', 'ansible_python_interpreter=%s' % sys.executable],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                          check=False)
-    out = json.loads(proc.stdout)
-    return proc.returncode, out['stats']['localhost'], out
+    rc, out, proc = run_playbook('tune.yml', extra, tmp_path)
+    assert out is not None, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return rc, out['stats']['localhost'], out
 
 
 def test_tune_playbook_applies_is_idempotent_and_restores(bed, tmp_path):
@@ -203,6 +237,12 @@ def test_tune_playbook_applies_is_idempotent_and_restores(bed, tmp_path):
     }
     rc, stats, out = _playbook(extra, tmp_path)
     assert rc == 0 and stats['changed'] >= 3, stats
+    # the summary is keyed by what each nic_tune call says it tuned
+    summary = [t['hosts']['localhost']['tuning_summary'] for play in out['plays']
+               for t in play['tasks'] if 'tuning_summary' in t['hosts'].get('localhost', {})]
+    assert sorted(summary[0]['interfaces']) == ['%s:%s' % (NS1, IF0), '%s:%s' % (NS2, IF1)]
+    assert summary[0]['interfaces']['%s:%s' % (NS1, IF0)]['features'] == {
+        'generic-receive-offload': True}
     assert features()['generic-receive-offload'] is True
     assert features(NS2, IF1)['generic-segmentation-offload'] is False
     rc, stats, dummy = _playbook(extra, tmp_path)

@@ -7,11 +7,10 @@ Prefix ``kbmolt`` (namespaces kbmolt1/kbmolt2, links kbmoltv0/kbmoltv1).
 """
 import json
 import os
-import subprocess
 
 import pytest
 
-from conftest import run_module, sh, netns_list  # pylint: disable=import-error
+from conftest import run_module, sh, veth_bed  # pylint: disable=import-error
 
 NS_DUT, NS_PEER = 'kbmolt1', 'kbmolt2'
 IF_DUT, IF_PEER = 'kbmoltv0', 'kbmoltv1'
@@ -19,29 +18,11 @@ V4_DUT, V4_PEER = '198.19.1.10', '198.19.1.20'
 V6_DUT, V6_PEER = '2001:2:0:2::10', '2001:2:0:2::20'
 
 
-def _cleanup():
-    for ns in (NS_DUT, NS_PEER):
-        subprocess.run(['ip', 'netns', 'del', ns], capture_output=True, check=False)
-
-
 @pytest.fixture
 def plain_pair():
-    _cleanup()
-    try:
-        sh(['ip', 'netns', 'add', NS_DUT])
-        sh(['ip', 'netns', 'add', NS_PEER])
-        sh(['ip', 'link', 'add', IF_DUT, 'netns', NS_DUT, 'type', 'veth', 'peer', 'name',
-            IF_PEER, 'netns', NS_PEER])
-        for ns, ifname, v4, v6 in ((NS_DUT, IF_DUT, V4_DUT, V6_DUT),
-                                   (NS_PEER, IF_PEER, V4_PEER, V6_PEER)):
-            sh(['ip', '-n', ns, 'addr', 'add', v4 + '/24', 'dev', ifname])
-            sh(['ip', '-n', ns, 'addr', 'add', v6 + '/64', 'dev', ifname, 'nodad'])
-            sh(['ip', '-n', ns, 'link', 'set', ifname, 'up'])
-            sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
+    with veth_bed(NS_DUT, IF_DUT, NS_PEER, IF_PEER, (V4_DUT + '/24', V6_DUT + '/64'),
+                  (V4_PEER + '/24', V6_PEER + '/64')):
         yield
-    finally:
-        _cleanup()
-    assert NS_DUT not in netns_list() and NS_PEER not in netns_list()
 
 
 def _args(**kw):
@@ -104,3 +85,15 @@ def test_matching_without_generator_is_actionable(plain_pair):
     assert res['failed'] is True
     assert 'kbypass-gen is missing' in res['msg'] or 'missing or not executable' in res['msg']
     assert not os.path.exists('/sys/fs/bpf/kbypass/%s' % NS_DUT)
+
+
+def test_address_not_on_the_dut_is_refused_before_any_traffic(plain_pair):
+    """198.18.210.99 is not on the DUT: a clear message (not "[Errno 99]" from a bind),
+    and nothing sent or flushed — the peer still knows the DUT's neighbour entry."""
+    sh(['ping', '-c', '1', '-W', '2', V4_DUT], netns=NS_PEER)
+    res = run_module('traffic_probe', _args(dut_addresses=[V4_DUT, '198.18.210.99']))
+    assert res.get('failed') is True and res.get('changed') is False, res
+    assert 'dut_addresses 198.18.210.99 are not configured on %s' % IF_DUT in res['msg'], res
+    assert 'Errno' not in res['msg']
+    neigh = sh(['ip', 'neigh', 'show', V4_DUT, 'dev', IF_PEER], netns=NS_PEER).stdout
+    assert 'lladdr' in neigh, neigh

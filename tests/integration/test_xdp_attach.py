@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_module, sh
+from conftest import ROOT, run_module, sh, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _common, _xdp
 
@@ -41,22 +41,6 @@ def _clang(src, out, extra=()):
     return out
 
 
-def _cleanup_bed():
-    for ns in (NS1, NS2):
-        sh(['ip', 'netns', 'del', ns], check=False)
-    for path in (PIN, os.path.dirname(PIN)):
-        if os.path.isdir(path):
-            for name in os.listdir(path):
-                full = os.path.join(path, name)
-                if os.path.isdir(full):
-                    for sub in os.listdir(full):
-                        os.unlink(os.path.join(full, sub))
-                    os.rmdir(full)
-                else:
-                    os.unlink(full)
-            os.rmdir(path)
-
-
 @pytest.fixture(scope='module')
 def objs(tmp_path_factory):
     """The steering object (built here from files/bpf), a variant with another tag,
@@ -80,22 +64,10 @@ def objs(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def bed():
-    _cleanup_bed()
-    try:
-        for ns in (NS1, NS2):
-            sh(['ip', 'netns', 'add', ns])
-            sh(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
-        sh(['ip', 'link', 'add', V0, 'netns', NS1, 'type', 'veth', 'peer', 'name', V1,
-            'netns', NS2])
-        for ns, dev, a, b in ((NS1, V0, A1, B1), (NS2, V1, A2, B2)):
-            sh(['ip', '-n', ns, 'addr', 'add', a + '/24', 'dev', dev])
-            sh(['ip', '-n', ns, 'addr', 'add', b + '/64', 'dev', dev, 'nodad'])
-            sh(['ip', '-n', ns, 'link', 'set', dev, 'up'])
+    with veth_bed(NS1, V0, NS2, V1, (A1 + '/24', B1 + '/64'), (A2 + '/24', B2 + '/64')):
         sh(['ip', '-n', NS1, 'link', 'add', DUMMY, 'type', 'bridge'])
         sh(['ip', '-n', NS1, 'link', 'set', DUMMY, 'up'])
         yield
-    finally:
-        _cleanup_bed()
 
 
 @pytest.fixture
@@ -202,7 +174,11 @@ def tagged_burst(tags, port, count=N):
 
 
 def delta(before):
-    return _bpf.stats_delta(_bpf.read_steer_stats(PIN), before)
+    """Packets per counter since ``before``, plus the bytes of matched frames."""
+    after = _bpf.read_steer_stats(PIN)
+    d = _bpf.steer_delta(before, after)
+    d['matched_bytes'] = after['matched']['bytes'] - before['matched']['bytes']
+    return d
 
 
 # --- tests -------------------------------------------------------------------------
@@ -213,10 +189,12 @@ def test_attach_rerun_switch_replace_absent(clean, objs):
     st = xdp_state()
     assert st['mode'] == 'native' and st['prog_id'] == r['prog']['id']
     pins = sorted(os.listdir(PIN))
-    # Beside the pins: the object's sha256 as an empty directory, so a rerun needs no load.
+    # Beside the pins, as empty directories: the object's sha256 (a rerun needs no load)
+    # and the attachment that owns them.
     digests = [p for p in pins if p.startswith('objsha256_')]
     assert len(digests) == 1 and len(digests[0]) == len('objsha256_') + 64
-    rest = [p for p in pins if p not in digests]
+    assert _bpf.pinned_owner(PIN) == (NS1, V0)
+    rest = [p for p in pins if p not in digests and not p.startswith('owner_')]
     assert rest == ['prog', 'steer_ports', 'steer_stats', 'xsks_map']
     assert _bpf.read_steer_ports(PIN) == [4242]
     first = r['prog']
@@ -297,15 +275,15 @@ def test_traffic_without_socket(clean, objs):
     before = _bpf.read_steer_stats(PIN)
     assert udp_burst(A1, 4242) == N
     d = delta(before)
-    assert d['matched']['packets'] == N and d['redirect_missed']['packets'] == N
-    assert d['redirected']['packets'] == 0
-    assert d['matched']['bytes'] == N * (14 + 20 + 8 + 18)
+    assert d['matched'] == N and d['redirect_missed'] == N
+    assert d['redirected'] == 0
+    assert d['matched_bytes'] == N * (14 + 20 + 8 + 18)
 
     before = _bpf.read_steer_stats(PIN)
     assert udp_burst(B1, 4242) == N
     d = delta(before)
-    assert d['matched']['packets'] == N and d['redirect_missed']['packets'] == N
-    assert d['matched']['bytes'] == N * (14 + 40 + 8 + 18)
+    assert d['matched'] == N and d['redirect_missed'] == N
+    assert d['matched_bytes'] == N * (14 + 40 + 8 + 18)
 
     # 802.1Q and 802.1ad+802.1Q (QinQ) tagged frames are parsed too (the kernel here
     # has no VLAN support, so only the counters can tell)
@@ -314,19 +292,19 @@ def test_traffic_without_socket(clean, objs):
         flen = tagged_burst(tags, 4242)
         assert flen == 14 + hdr + 20 + 8 + 18
         d = delta(before)
-        assert d['matched']['packets'] == N and d['redirect_missed']['packets'] == N, tags
-        assert d['matched']['bytes'] == N * flen
+        assert d['matched'] == N and d['redirect_missed'] == N, tags
+        assert d['matched_bytes'] == N * flen
         before = _bpf.read_steer_stats(PIN)
         tagged_burst(tags, 4243)
         d = delta(before)
-        assert d['matched']['packets'] == 0 and d['passed']['packets'] >= N, tags
+        assert d['matched'] == 0 and d['passed'] >= N, tags
 
     before = _bpf.read_steer_stats(PIN)  # other port: passed, never matched
     assert udp_burst(A1, 4243) == N
     d = delta(before)
-    assert d['matched']['packets'] == 0
-    assert d['passed']['packets'] >= N
-    assert d['seen']['packets'] == d['matched']['packets'] + d['passed']['packets']
+    assert d['matched'] == 0
+    assert d['passed'] >= N
+    assert d['seen'] == d['matched'] + d['passed']
 
     # ports are run-time config: steer 4243 instead, without reloading the program
     r2 = attach(objs['steer'], mode='native', ports=[4243])
@@ -334,7 +312,7 @@ def test_traffic_without_socket(clean, objs):
     assert r2['prog']['id'] == r['prog']['id']
     before = _bpf.read_steer_stats(PIN)
     assert udp_burst(A1, 4243) == N
-    assert delta(before)['redirect_missed']['packets'] == N
+    assert delta(before)['redirect_missed'] == N
 
     # TCP connects through the program
     srv = subprocess.Popen(['ip', 'netns', 'exec', NS1, sys.executable, '-c',
@@ -448,13 +426,35 @@ def test_bad_input_changes_nothing(clean, objs, tmp_path):
         ({'object': str(tmp_path / 'missing.o')}, 'does not exist'),
         ({'program': 'nope'}, "program 'nope' not found"),
         ({'mode': 'turbo'}, 'value of mode must be one of'),
+        ({'object': '/tmp'}, 'is a directory'),
+        ({'object': '/etc/hostname'}, 'not an ELF file'),
+        ({'bpftool': '/nonexistent/bpftool'}, 'not found or is not executable'),
+        ({'bpftool': '/bin/false'}, 'without saying why'),
     ]
     for kw, text in cases:
         r = attach(objs['steer'], **kw)
         assert r.get('failed') and text in r['msg'], (kw, r)
+        assert 'Traceback' not in r['msg'] and 'Errno' not in r['msg'], (kw, r)
         assert xdp_state()['prog_id'] is None, kw
-        assert not os.path.exists(PIN), kw
+        # not even an empty /sys/fs/bpf/kbypass/<netns> is left behind
+        assert not os.path.exists(os.path.dirname(PIN)), kw
     assert not os.path.exists(str(tmp_path / 'pins'))
+
+
+def test_pin_dir_of_another_attachment_is_refused(clean, objs):
+    """The pins of kbtbv0 carry their owner: the bridge may not take them over, and
+    state=absent for the bridge with that pin_dir removes nothing."""
+    r = attach(objs['steer'], mode='native')
+    assert not r.get('failed'), r
+    assert _bpf.pinned_owner(PIN) == (NS1, V0)
+    mine = xdp_state()['prog_id']
+    for kw in ({}, {'state': 'absent'}, {'state': 'absent', 'force': True}):
+        r = attach(objs['steer'], interface=DUMMY, mode='generic', pin_dir=PIN, **kw)
+        assert r.get('failed') and 'holds the pins of %s in netns %s' % (V0, NS1) in r['msg'], r
+        assert xdp_state(DUMMY)['prog_id'] is None and xdp_state()['prog_id'] == mine, kw
+        assert _bpf.read_pins(PIN)['prog']['id'] == mine
+    r = attach(objs['steer'], state='absent')
+    assert r['changed'] and not os.path.exists(PIN), r
 
 
 @pytest.mark.skipif(shutil.which('make') is None, reason='needs make')
@@ -538,15 +538,15 @@ def test_redirect_into_socket_and_reattach_keeps_it(clean, objs, tmp_path):
         before = _bpf.read_steer_stats(PIN)
         assert udp_burst(A1, 4242, wait=2) == 0  # user space took them all
         d = delta(before)
-        assert d['matched']['packets'] == N and d['redirected']['packets'] == N
-        assert d['redirect_missed']['packets'] == 0
+        assert d['matched'] == N and d['redirected'] == N
+        assert d['redirect_missed'] == 0
 
         assert not attach(objs['steer'], mode='native')['changed']
         r = attach(objs['variant'], mode='native')
         assert r['changed'] and r['plan']['action'] == 'replace', r
         before = _bpf.read_steer_stats(PIN)
         assert udp_burst(A1, 4242, wait=2) == 0
-        assert delta(before)['redirected']['packets'] == N
+        assert delta(before)['redirected'] == N
     finally:
         fwd.terminate()
         try:
@@ -557,4 +557,4 @@ def test_redirect_into_socket_and_reattach_keeps_it(clean, objs, tmp_path):
     # socket gone: matched packets fall back to the kernel again
     before = _bpf.read_steer_stats(PIN)
     assert udp_burst(A1, 4242) == N
-    assert delta(before)['redirect_missed']['packets'] == N
+    assert delta(before)['redirect_missed'] == N

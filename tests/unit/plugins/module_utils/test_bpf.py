@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _xdp
 
@@ -45,16 +46,28 @@ def test_verifier_log_without_markers_keeps_errors():
     assert 'noise' not in log and 'No such file' in log
 
 
-def test_stats_delta():
-    a = {'seen': {'packets': 10, 'bytes': 1000}, 'passed': {'packets': 3, 'bytes': 30}}
-    b = {'seen': {'packets': 4, 'bytes': 400}}
-    assert _bpf.stats_delta(a, b) == {'seen': {'packets': 6, 'bytes': 600},
-                                      'passed': {'packets': 3, 'bytes': 30}}
+def test_steer_delta_before_then_after():
+    before = {'seen': {'packets': 4, 'bytes': 400}}
+    after = {'seen': {'packets': 10, 'bytes': 1000}, 'passed': {'packets': 3, 'bytes': 30}}
+    assert _bpf.steer_delta(before, after) == {'seen': 6, 'matched': 0, 'redirected': 0,
+                                               'redirect_missed': 0, 'passed': 3}
+    assert _bpf.steer_delta(None, after) is None and _bpf.steer_delta(before, None) is None
+    assert _bpf.steer_delta({'matched': 1}, {'matched': 3})['matched'] == 2
 
 
-def test_counter_names_follow_contract():
-    assert _bpf.STEER_COUNTERS == ('seen', 'matched', 'redirected', 'redirect_missed', 'passed')
-    assert set(_bpf.STEER_MAPS) == {'xsks_map', 'steer_ports', 'steer_stats'}
+def test_counter_names_follow_the_c_enum():
+    """STEER_COUNTERS[i] must be the counter the program increments at index i: the enum
+    steer_counter in files/bpf/xdp_steer.c is the source, Python reads by position."""
+    src = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'files', 'bpf',
+                       'xdp_steer.c')
+    with open(src) as f:
+        body = re.search(r'enum steer_counter\s*{([^}]*)}', f.read()).group(1)
+    enum = {}
+    for name, value in re.findall(r'STEER_(\w+)\s*=\s*(\d+)', body):
+        enum[int(value)] = name.lower()
+    assert 'STEER_NR_COUNTERS' in body
+    assert tuple(enum[i] for i in sorted(enum)) == _bpf.STEER_COUNTERS
+    assert sorted(enum) == list(range(len(_bpf.STEER_COUNTERS)))
 
 
 def test_bpffs_error_on_plain_fs(tmp_path):
@@ -182,3 +195,17 @@ def test_object_digest_recorded_beside_pins(tmp_path):
     _bpf.record_digest(str(pins), 'ab' * 32)  # a new object replaces the mark
     assert os.listdir(str(pins)) == [_bpf.DIGEST_PREFIX + 'ab' * 32]
     assert _bpf.remove_pins(str(pins)) == [str(pins)]  # the mark goes with the pins
+
+
+def test_owner_mark_round_trip_and_mismatch(tmp_path):
+    d = str(tmp_path)
+    assert _bpf.pinned_owner(d) is None and _bpf.owner_error(d, 'ns1', 'veth0') is None
+    _bpf.record_owner(d, 'ns1', 'veth0')
+    assert _bpf.pinned_owner(d) == ('ns1', 'veth0')
+    assert _bpf.owner_error(d, 'ns1', 'veth0') is None
+    assert 'holds the pins of veth0 in netns ns1, not of eth0 in the root namespace' in \
+        _bpf.owner_error(d, None, 'eth0')
+    _bpf.record_owner(d, None, 'a.b')      # re-marking replaces the mark, dots are encoded
+    assert _bpf.pinned_owner(d) == (None, 'a.b') and '.' not in ''.join(os.listdir(d))
+    _bpf.record_digest(d, 'ab' * 32)
+    assert _bpf.pinned_digest(d) == 'ab' * 32 and _bpf.pinned_owner(d) == (None, 'a.b')

@@ -17,6 +17,12 @@ from ansible_collections.kbypass.xdp.plugins.modules import nic_tune as m
 FIX = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures')
 
 
+@pytest.fixture(autouse=True)
+def many_cpus(monkeypatch):
+    """The recorded devices come from hosts with more CPUs than this one."""
+    monkeypatch.setattr(m, 'online_cpus', lambda: list(range(64)))
+
+
 def _read(*p):
     with open(os.path.join(FIX, *p)) as f:
         return f.read()
@@ -218,3 +224,14 @@ def _run_main(args, monkeypatch, capsys):
 def test_main_rejects_bad_input_before_touching_anything(args, fragment, monkeypatch, capsys):
     res = _run_main(args, monkeypatch, capsys)
     assert res['failed'] and fragment in res['msg']
+
+
+@pytest.mark.parametrize('kw,fragment', [
+    ({'irq_cpus': [70]}, 'irq_cpus: CPU 70 does not exist or is offline'),
+    ({'irq_cpus': [-1]}, 'is not a CPU list'),
+    ({'sysfs': {'gro_flush_timeout': 'abc'}}, "'abc' is not a non-negative integer"),
+    ({'sysfs': {'ifalias': 'a\nb'}}, 'is not a value for a sysfs attribute'),
+])
+def test_normalize_rejects_values_before_anything(kw, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        m.normalize_request(params(**kw))

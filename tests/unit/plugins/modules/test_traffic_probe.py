@@ -4,6 +4,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.kbypass.xdp.plugins.module_utils import _probe
 from ansible_collections.kbypass.xdp.plugins.modules import traffic_probe as tp
 
 
@@ -29,6 +30,9 @@ def test_validate_accepts_the_molecule_topology():
     (dict(other_port=4242), 'other_port must differ from port'),
     (dict(rate=0), 'rate must be positive'),
     (dict(tcpdump_count=5000), 'tcpdump_count (5000) cannot exceed count (2000)'),
+    (dict(tcpdump_timeout=-1), 'tcpdump_timeout must not be negative'),
+    (dict(stats_wait=-0.5), 'stats_wait must not be negative'),
+    (dict(ping_count=-3), 'ping_count must not be negative'),
 ])
 def test_validate_rejects(kw, needle):
     errors = tp.validate(params(**kw))
@@ -36,11 +40,11 @@ def test_validate_rejects(kw, needle):
 
 
 def test_read_forwarder_missing_and_dead(tmp_path):
-    assert tp.read_forwarder(str(tmp_path / 'none.json')) is None
+    assert _probe.read_forwarder(str(tmp_path / 'none.json')) is None
     path = tmp_path / 'x.stats.json'
     path.write_text(json.dumps({'pid': 999999999, 'running': True, 'rx_packets': 3}))
     # a dead pid does not make us wait for a rewrite that will never come
-    data = tp.read_forwarder(str(path), since=path.stat().st_mtime + 100, wait=30)
+    data = _probe.read_forwarder(str(path), since=path.stat().st_mtime + 100, wait=30)
     assert data['rx_packets'] == 3 and data['_alive'] is False and data['_fresh'] is False
 
 
@@ -61,3 +65,12 @@ def test_module_missing_namespace_is_actionable(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out['failed'] is True
     assert "network namespace 'kbmolnone1' does not exist: run the testbed role first" in out['msg']
+
+
+def test_address_error_names_what_is_wrong():
+    p = params(dut_addresses=['198.19.0.10', '2001:2:0:1:0::10', '198.19.0.99'])
+    dut = {'addresses': ['198.19.0.10/24', '2001:2:0:1::10/64']}
+    assert '198.19.0.99 are not configured on kbmolv0' in tp.address_error(p, dut, {'mac': 'x'})
+    assert tp.address_error(params(), {'addresses': ['198.19.0.10/24']}, {'mac': 'x'}) is None
+    assert 'peer_ifname kbmolv1 does not exist in network namespace kbmol2' in tp.address_error(
+        params(), {'addresses': ['198.19.0.10/24']}, {})

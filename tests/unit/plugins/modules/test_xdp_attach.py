@@ -13,6 +13,7 @@ import json
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kbypass.xdp.plugins.module_utils import _attach
 from ansible_collections.kbypass.xdp.plugins.modules import xdp_attach as m
 
 MAPS = {
@@ -44,30 +45,30 @@ def desired(mode='native', tag='aa', ports=(4242,), force=False, maps=None):
 
 # ------------------------------------------------------------------ plan_present
 def test_nothing_attached_first_time_fresh_maps():
-    p = m.plan_present(current(None, pinned_id=None, maps=None, ports=None), desired())
+    p = _attach.plan_present(current(None, pinned_id=None, maps=None, ports=None), desired())
     assert p['action'] == 'attach' and p['source'] == 'fresh' and p['ports'] and p['changed']
 
 
 def test_same_program_same_mode_same_ports_is_no_change():
-    p = m.plan_present(current(attached()), desired())
+    p = _attach.plan_present(current(attached()), desired())
     assert p == dict(p, action='none', ports=False, changed=False, refuse=None)
 
 
 def test_ports_only_change_keeps_program():
-    p = m.plan_present(current(attached()), desired(ports=(4243, 4242)))
+    p = _attach.plan_present(current(attached()), desired(ports=(4243, 4242)))
     assert p['action'] == 'none' and p['ports'] and p['changed']
-    assert m.plan_present(current(attached(), ports=(4242, 4243)),
-                          desired(ports=(4243, 4242, 4243)))['changed'] is False
+    assert _attach.plan_present(current(attached(), ports=(4242, 4243)),
+                                desired(ports=(4243, 4242, 4243)))['changed'] is False
 
 
 def test_mode_switch_reuses_pinned_program():
-    p = m.plan_present(current(attached('native')), desired('generic'))
+    p = _attach.plan_present(current(attached('native')), desired('generic'))
     assert p['action'] == 'switch_mode' and p['source'] == 'pinned' and p['mode'] == 'generic'
     assert not p['ports']
 
 
 def test_new_tag_same_mode_replaces_against_pinned_maps():
-    p = m.plan_present(current(attached()), desired(tag='bb'))
+    p = _attach.plan_present(current(attached()), desired(tag='bb'))
     assert p['action'] == 'replace' and p['source'] == 'reload' and p['maps'] == 'reuse'
     assert not p['ports']
     assert any('tag differs' in r for r in p['reasons'])
@@ -75,75 +76,75 @@ def test_new_tag_same_mode_replaces_against_pinned_maps():
 
 def test_unknown_object_in_check_mode_is_a_replacement_against_pinned_maps():
     # check mode does not load an object whose hash differs from the pinned one: tag None
-    p = m.plan_present(current(attached()), desired(tag=None, maps=MAPS))
+    p = _attach.plan_present(current(attached()), desired(tag=None, maps=MAPS))
     assert p['action'] == 'replace' and p['source'] == 'reload' and p['changed']
     assert any('content hash' in r for r in p['reasons'])
 
 
 def test_incompatible_pinned_maps_get_fresh_maps():
     bad = dict(MAPS, xsks_map=dict(MAPS['xsks_map'], max_entries=32))
-    p = m.plan_present(current(attached(), maps=bad), desired())
+    p = _attach.plan_present(current(attached(), maps=bad), desired())
     assert p['action'] == 'replace' and p['source'] == 'fresh' and p['ports']
     missing = dict(MAPS, steer_stats=None)
-    assert m.plan_present(current(attached(), maps=missing), desired())['source'] == 'fresh'
+    assert _attach.plan_present(current(attached(), maps=missing), desired())['source'] == 'fresh'
 
 
 def test_attached_prog_not_using_pinned_maps_is_replaced():
-    p = m.plan_present(current(attached(map_ids=(7, 8, 9))), desired())
+    p = _attach.plan_present(current(attached(map_ids=(7, 8, 9))), desired())
     assert p['action'] == 'replace' and p['source'] == 'reload'
 
 
 def test_foreign_program_refused_without_force():
     cur = current(attached(name='xdp_dispatcher', pid=99), pinned_id=None)
-    p = m.plan_present(cur, desired())
+    p = _attach.plan_present(cur, desired())
     assert p['refuse'] and 'not ours' in p['refuse'] and 'force' in p['refuse']
-    p = m.plan_present(cur, desired(force=True))
+    p = _attach.plan_present(cur, desired(force=True))
     assert p['refuse'] is None and p['action'] == 'replace'
 
 
 def test_ours_by_pin_even_with_other_name():
     cur = current(attached(name='renamed', pid=10), pinned_id=10)
-    assert m.plan_present(cur, desired())['refuse'] is None
+    assert _attach.plan_present(cur, desired())['refuse'] is None
 
 
 def test_auto_keeps_mode_of_our_program():
-    p = m.plan_present(current(attached('generic')), desired('auto'))
+    p = _attach.plan_present(current(attached('generic')), desired('auto'))
     assert p['action'] == 'none' and p['mode'] == 'generic' and not p['changed']
-    p = m.plan_present(current(None, pinned_id=None, maps=None, ports=None), desired('auto'))
+    p = _attach.plan_present(current(None, pinned_id=None, maps=None, ports=None), desired('auto'))
     assert p['action'] == 'attach' and p['mode'] == 'auto'
 
 
 def test_multi_mode_refused():
     att = attached()
     att.update(mode='multi', progs={'native': 10, 'offload': 11})
-    assert 'more than one' in m.plan_present(current(att), desired(force=True))['refuse']
+    assert 'more than one' in _attach.plan_present(current(att), desired(force=True))['refuse']
 
 
 # ------------------------------------------------------------------ plan_absent
 def test_absent_detaches_ours_and_unpins():
-    p = m.plan_absent(current(attached()), 'xdp_steer', False)
+    p = _attach.plan_absent(current(attached()), 'xdp_steer', False)
     assert p['detach'] and p['remove_pins'] and p['changed'] and not p['refuse']
 
 
 def test_absent_nothing_there_is_no_change():
-    p = m.plan_absent(current(None, pinned_id=None, maps=None), 'xdp_steer', False)
+    p = _attach.plan_absent(current(None, pinned_id=None, maps=None), 'xdp_steer', False)
     assert not p['changed'] and not p['detach'] and not p['remove_pins']
 
 
 def test_absent_refuses_foreign_unless_forced():
     cur = current(attached(name='other', pid=50), pinned_id=None, maps=None)
-    p = m.plan_absent(cur, 'xdp_steer', False)
+    p = _attach.plan_absent(cur, 'xdp_steer', False)
     assert p['refuse'] and not p['detach']
-    assert m.plan_absent(cur, 'xdp_steer', True)['detach']
+    assert _attach.plan_absent(cur, 'xdp_steer', True)['detach']
 
 
 def test_absent_stale_pins_only():
-    p = m.plan_absent(current(None), 'xdp_steer', False)
+    p = _attach.plan_absent(current(None), 'xdp_steer', False)
     assert p['remove_pins'] and not p['detach'] and p['changed']
 
 
 def test_is_ours_truncates_long_names():
-    assert m.is_ours({'id': 1, 'name': 'a_really_long_p'}, None, 'a_really_long_program')
+    assert _attach.is_ours({'id': 1, 'name': 'a_really_long_p'}, None, 'a_really_long_program')
 
 
 # ------------------------------------------------------------------ validate
@@ -179,10 +180,10 @@ def no_kernel(monkeypatch):
     """Any attempt to reach the kernel fails the test."""
     def boom(*a, **k):
         raise AssertionError('the kernel must not be touched for bad input')
-    monkeypatch.setattr(m._xdp, 'query', boom)
-    monkeypatch.setattr(m._xdp, 'open_netlink', boom)
-    monkeypatch.setattr(m.Runner, 'present', boom)
-    monkeypatch.setattr(m.Runner, 'absent', boom)
+    monkeypatch.setattr(_attach._xdp, 'query', boom)
+    monkeypatch.setattr(_attach._xdp, 'open_netlink', boom)
+    monkeypatch.setattr(_attach.Attachment, 'present', boom)
+    monkeypatch.setattr(_attach.Attachment, 'absent', boom)
 
 
 def run_main(args, capsys):
