@@ -120,6 +120,9 @@ options:
   busy_poll_budget:
     description: SO_BUSY_POLL_BUDGET packets, 1-65535 (forwarder default 64); needs O(busy_poll).
     type: int
+  spin_usec:
+    description: Microseconds, 0-10000, to keep polling the rings before sleeping (forwarder default 0); a dedicated core buys a shorter latency tail with CPU time.
+    type: int
   tap:
     description: TAP device name for O(mode=kernel) (forwarder default when omitted).
     type: str
