@@ -280,26 +280,10 @@ uint32_t kb_csum_add(uint32_t sum, const void *data, size_t len)
 		memcpy(&w, p, 8);
 		acc = add_carry(acc, w);
 	}
-	if (len >= 4) {
-		uint32_t w;
+	if (len) { /* the tail, zero-padded in memory order (an odd byte stays a high half) */
+		uint64_t w = 0;
 
-		memcpy(&w, p, 4);
-		acc = add_carry(acc, w);
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		uint16_t w;
-
-		memcpy(&w, p, 2);
-		acc = add_carry(acc, w);
-		p += 2;
-		len -= 2;
-	}
-	if (len) { /* the odd byte is the high half of a big-endian word */
-		uint16_t w = 0;
-
-		memcpy(&w, p, 1);
+		memcpy(&w, p, len);
 		acc = add_carry(acc, w);
 	}
 	acc = (acc & 0xffffffffu) + (acc >> 32);
