@@ -78,16 +78,23 @@ int kb_xsk_create(struct xsk_socket **xsk, const char *ifname, unsigned int queu
 int kb_xsk_kick_tx(int fd, struct xsk_ring_prod *tx, bool copy, unsigned int max_calls,
 		   uint64_t *calls)
 {
-	for (unsigned int i = 0; i < max_calls; i++) {
+	unsigned int left = kb_tx_pending(tx), now;
+
+	for (unsigned int i = 0; i < max_calls && left; i++) {
 		(*calls)++;
-		if (sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
-			if (errno == EAGAIN || errno == EBUSY || errno == ENOBUFS ||
-			    errno == ENETDOWN || errno == EINTR)
+		if (sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN) {
+			if (errno == EBUSY || errno == ENOBUFS || errno == ENETDOWN || errno == EINTR)
 				return 0;
 			return -errno;
 		}
-		if (!copy || !kb_tx_pending(tx))
+		if (!copy)
 			return 0;
+		/* EAGAIN means either "budget used up, more to send" or "device busy": go on
+		 * while the ring drains, stop when a call made no progress. */
+		now = kb_tx_pending(tx);
+		if (now >= left)
+			return 0;
+		left = now;
 	}
 	return 0;
 }

@@ -45,9 +45,11 @@ static inline unsigned int kb_tx_pending(struct xsk_ring_prod *tx)
 }
 
 /* Hand the TX ring to the kernel.  Copy mode transmits only inside sendto(), at most 32
- * frames per call (the generic xmit budget), so it repeats while frames wait, up to
- * max_calls.  EAGAIN/EBUSY/ENOBUFS (peer busy) and ENETDOWN (link bouncing, e.g. while
- * XDP is attached) end the loop quietly: the frames stay and the next kick retries.
+ * frames per call (the generic xmit budget), and then answers EAGAIN although it made
+ * progress: stopping there leaves frames queued in the TX ring (latency, and frames
+ * missing from the fill ring).  So it repeats while the ring drains, up to max_calls.
+ * A call without progress (device busy), EBUSY, ENOBUFS and ENETDOWN (link bouncing, e.g.
+ * while XDP is attached) end the loop quietly: the frames stay for the next kick.
  * Adds the calls made to *calls; returns 0 or -errno for any other error. */
 int kb_xsk_kick_tx(int fd, struct xsk_ring_prod *tx, bool copy, unsigned int max_calls,
 		   uint64_t *calls);
