@@ -818,22 +818,10 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 	return n;
 }
 
-/* In copy mode with need_wakeup, poll() transmits what waits in the TX ring (one 32-frame
- * batch) before it sleeps.  A worker about to sleep in poll() leaves a batch that fits for
- * that call instead of paying a sendto() for it: one syscall per wake-up less. */
-#define POLL_TX_BATCH 32
-
-static bool tx_rides_on_poll(const struct worker *w)
-{
-	return !w->zerocopy && cfg.need_wakeup && !cfg.busy_poll && !cfg.spin_usec;
-}
-
 /* One pass over the ports: completions, refill, RX -> process -> TX, kick.  Returns the
  * number of frames received. */
 static unsigned int service(struct worker *w)
 {
-	bool defer = tx_rides_on_poll(w);
-
 	unsigned int got = 0;
 
 	for (int pi = 0; pi < w->nports; pi++) {
@@ -849,8 +837,7 @@ static unsigned int service(struct worker *w)
 		got += rx_burst(w, p, out);
 	}
 	for (int pi = 0; pi < w->nports; pi++) {
-		if (!defer || kb_tx_pending(&w->ports[pi].tx) > POLL_TX_BATCH)
-			kick_tx(w, &w->ports[pi]);
+		kick_tx(w, &w->ports[pi]);
 		complete_tx(w, &w->ports[pi]);
 	}
 	return got;
