@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -58,13 +59,14 @@ static struct config {
 	int cpus[KB_MAX_LIST], ncpus;
 	unsigned int batch, frame_size, frames, rx_ring, tx_ring, fill_ring, comp_ring;
 	bool need_wakeup, busy_poll, json, quiet, csum_fix;
-	unsigned int busy_poll_usec, busy_poll_budget, spin_usec;
+	unsigned int busy_poll_usec, busy_poll_budget, spin_usec, coalesce_usec;
 	double duration, interval;
 	const char *xdp_mode; /* informational only: the attach is xdp_attach's job */
 } cfg = {
 	.mode = M_ECHO, .bind = B_AUTO, .batch = 64, .frame_size = 4096, .frames = 4096,
 	.rx_ring = 2048, .tx_ring = 2048, .fill_ring = 4096, .comp_ring = 2048,
 	.need_wakeup = true, .csum_fix = true, .busy_poll_usec = 20, .busy_poll_budget = 64,
+	.coalesce_usec = 100,
 	.interval = 1.0, .xdp_mode = "native",
 };
 
@@ -108,6 +110,7 @@ struct worker {
 	uint64_t *free_stack;
 	unsigned int nfree;
 	bool zerocopy;
+	bool busy;  /* the last pass carried packets (--coalesce-usec) */
 	int tap_fd; /* kernel mode: this worker's own TAP queue (no shared fd) */
 	/* written by the worker, read (racy but atomic per word) by main */
 	struct counters c __attribute__((aligned(KB_CACHELINE)));
@@ -132,7 +135,7 @@ static void usage(FILE *f)
 "         [--batch 64] [--frame-size 4096] [--frames 4096]\n"
 "         [--rx-ring 2048] [--tx-ring 2048] [--fill-ring 4096] [--comp-ring 2048]\n"
 "         [--no-need-wakeup] [--busy-poll] [--busy-poll-usec 20] [--busy-poll-budget 64]\n"
-"         [--spin-usec 0]\n"
+"         [--spin-usec 0] [--coalesce-usec 100]\n"
 "         [--tap NAME] [--duration SEC] [--interval SEC] [--json] [--stats-file PATH]\n"
 "         [--quiet] [--no-csum-fix]\n"
 "The steering program must already be attached to IF with its maps pinned in\n"
@@ -166,7 +169,7 @@ static void parse_args(int argc, char **argv)
 	enum { O_IFACE2 = 256, O_PIN, O_PIN2, O_BIND, O_XDPMODE, O_FSIZE, O_FRAMES, O_RXR,
 	       O_TXR, O_FILLR, O_COMPR, O_NOWAKE, O_BP, O_BPUSEC, O_BPBUDGET, O_TAP, O_DUR,
 	       O_INT, O_JSON, O_SFILE, O_QUIET, O_NETNS, O_QUEUES, O_CPUS, O_BATCH, O_NOCSUM,
-	       O_SPIN };
+	       O_SPIN, O_COALESCE };
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
 		{ "iface2", required_argument, NULL, O_IFACE2 },
@@ -190,6 +193,7 @@ static void parse_args(int argc, char **argv)
 		{ "busy-poll-usec", required_argument, NULL, O_BPUSEC },
 		{ "busy-poll-budget", required_argument, NULL, O_BPBUDGET },
 		{ "spin-usec", required_argument, NULL, O_SPIN },
+		{ "coalesce-usec", required_argument, NULL, O_COALESCE },
 		{ "tap", required_argument, NULL, O_TAP },
 		{ "duration", required_argument, NULL, O_DUR },
 		{ "interval", required_argument, NULL, O_INT },
@@ -248,6 +252,7 @@ static void parse_args(int argc, char **argv)
 		case O_BPUSEC: cfg.busy_poll_usec = (unsigned int)kb_parse_u64("--busy-poll-usec", optarg, 0, 1000000); break;
 		case O_BPBUDGET: cfg.busy_poll_budget = (unsigned int)kb_parse_u64("--busy-poll-budget", optarg, 1, 65535); break;
 		case O_SPIN: cfg.spin_usec = (unsigned int)kb_parse_u64("--spin-usec", optarg, 0, 10000); break;
+		case O_COALESCE: cfg.coalesce_usec = (unsigned int)kb_parse_u64("--coalesce-usec", optarg, 0, 1000); break;
 		case O_TAP:
 			if (!*optarg || strlen(optarg) >= IFNAMSIZ || strchr(optarg, '/'))
 				kb_die("--tap: '%s' is not a valid interface name (1-15 characters, no '/')", optarg);
@@ -895,6 +900,16 @@ static void wait_for_rx(struct worker *w, struct pollfd *pfd)
 	}
 	if (spin_for_rx(w))
 		return;
+	if (cfg.coalesce_usec && w->busy) {
+		/* Traffic is flowing: let the next batch gather for a fixed time instead of
+		 * waking up for every few packets (the wake-up is what costs CPU here).  The
+		 * first packet after an idle period still wakes the worker at once. */
+		struct timespec ts = { 0, (long)cfg.coalesce_usec * 1000 };
+
+		w->busy = false;
+		nanosleep(&ts, NULL);
+		return;
+	}
 	/* Sleep in poll() until the RX ring has data (100 ms cap so a stop request is seen).
 	 * With frames still in a TX ring (the peer pushed back) or not yet completed, only
 	 * yield: in copy mode poll() itself transmits, and completed frames must go back to
@@ -920,9 +935,14 @@ static void *worker_main(void *arg)
 		pfd[pi].fd = w->ports[pi].fd;
 		pfd[pi].events = POLLIN;
 	}
-	while (!stop_flag)
-		if (!service(w))
+	if (cfg.coalesce_usec)
+		prctl(PR_SET_TIMERSLACK, 1000UL); /* 1 us, not the default 50 us */
+	while (!stop_flag) {
+		if (service(w))
+			w->busy = true;
+		else
 			wait_for_rx(w, pfd);
+	}
 	/* Flush: give in-flight TX frames a moment to complete so counters are final. */
 	for (int i = 0; i < 100; i++) {
 		unsigned int left = 0;
@@ -985,10 +1005,11 @@ static void render_json(struct kb_buf *b, const struct totals *t, double rx_pps,
 	uint64_t lost = kb_xsk_rx_lost(&t->xs), nsys = syscalls(&t->c);
 
 	kb_buf_printf(b, "{\"pid\": %d, \"running\": %s, \"mode\": \"%s\", \"bind_mode\": \"%s\", "
-		      "\"need_wakeup\": %s, \"busy_poll\": %s, \"spin_usec\": %u, \"xdp_mode\": ",
+		      "\"need_wakeup\": %s, \"busy_poll\": %s, \"spin_usec\": %u, "
+		      "\"coalesce_usec\": %u, \"xdp_mode\": ",
 		      (int)getpid(), running ? "true" : "false", mode_names[cfg.mode],
 		      zc ? "zerocopy" : "copy", cfg.need_wakeup ? "true" : "false",
-		      cfg.busy_poll ? "true" : "false", cfg.spin_usec);
+		      cfg.busy_poll ? "true" : "false", cfg.spin_usec, cfg.coalesce_usec);
 	kb_buf_json_str(b, cfg.xdp_mode);
 	kb_buf_printf(b, ", \"iface\": ");
 	kb_buf_json_str(b, cfg.iface);

@@ -215,6 +215,7 @@ def test_echo_ipv4_ipv6_counters_agree_and_sigterm(pair):
     assert redirected == st['rx_packets'] == st['tx_packets'] == 500, (redirected, st)
     assert st['xdp_stats']['rx_dropped'] == 0 and st['dropped'] == 0
     assert st['kernel_dropped'] == 0 and st['steered'] == 500
+    assert st['coalesce_usec'] == 100 and st['spin_usec'] == 0  # the defaults
     # syscalls by kind; copy mode transmits only when kicked, so TX kicks happened
     calls = st['syscalls']
     assert calls['tx_kick'] > 0 and st['wakeups'] == sum(calls.values()), st
