@@ -598,23 +598,23 @@ STEER_ALL = r"""
 /* Test only: redirect every frame from BAD_SRC_MAC to the socket, malformed or not, so
  * the forwarder's own validation is what stands between such a frame and an echo. */
 struct {
-	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, __u32);
+    __uint(type, BPF_MAP_TYPE_XSKMAP);
+    __uint(max_entries, 64);
+    __type(key, __u32);
+    __type(value, __u32);
 } xsks_map SEC(".maps");
 SEC("xdp")
 int steer_all(struct xdp_md *ctx)
 {
-	unsigned char *d = (void *)(long)ctx->data;
-	const unsigned char mark[6] = { 0x02, 0x6b, 0x62, 0x74, 0x66, 0x38 };
+    unsigned char *d = (void *)(long)ctx->data;
+    const unsigned char mark[6] = { 0x02, 0x6b, 0x62, 0x74, 0x66, 0x38 };
 
-	if ((void *)(d + 14) > (void *)(long)ctx->data_end)
-		return XDP_PASS;
-	for (int i = 0; i < 6; i++)
-		if (d[6 + i] != mark[i])
-			return XDP_PASS;
-	return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+    if ((void *)(d + 14) > (void *)(long)ctx->data_end)
+        return XDP_PASS;
+    for (int i = 0; i < 6; i++)
+        if (d[6 + i] != mark[i])
+            return XDP_PASS;
+    return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
 }
 char _license[] SEC("license") = "GPL";
 """
