@@ -5,7 +5,10 @@
  * socket bound to this rx queue (`xsks_map[rx_queue_index]`). When no socket is
  * bound there the packet is passed to the kernel stack, so nothing is lost while
  * the forwarder is down. Everything else (ARP, ND, ICMP, TCP, other ports,
- * fragments, unknown ethertypes) is passed.
+ * fragments, unknown ethertypes) is passed, and so is every malformed datagram: an IP
+ * version that is not the ethertype's, an IPv4 total length (IPv6 payload length)
+ * beyond the frame, a UDP length below 8 or beyond the IP packet.  A forwarder never
+ * sees those; the kernel drops them and counts them in its own statistics.
  *
  * Layout (names, sizes and counter indices) is fixed in docs/contracts.md.
  */
@@ -81,6 +84,8 @@ static __always_inline int udp_dport(void *data, void *data_end)
 {
 	struct ethhdr *eth = data;
 	void *cur = data;
+	__u32 hlen, l3_len;
+	void *l3;
 	__u16 proto;
 	__u8 l4;
 	int i;
@@ -101,24 +106,29 @@ static __always_inline int udp_dport(void *data, void *data_end)
 		proto = vh->encap_proto;
 		cur = vh + 1;
 	}
+	l3 = cur;
 
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cur;
 
-		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5)
 			return -1;
 		/* only the first fragment carries the UDP header; skip all fragments */
 		if (ip->frag_off & bpf_htons(0x3fff))
 			return -1;
 		l4 = ip->protocol;
-		cur = (void *)ip + ip->ihl * 4;
+		hlen = ip->ihl * 4;
+		l3_len = bpf_ntohs(ip->tot_len);
+		cur = (void *)ip + hlen;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = cur;
 
-		if ((void *)(ip6 + 1) > data_end)
+		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
 			return -1;
 		/* extension headers are not walked: such packets are passed */
 		l4 = ip6->nexthdr;
+		hlen = sizeof(*ip6);
+		l3_len = hlen + bpf_ntohs(ip6->payload_len);
 		cur = ip6 + 1;
 	} else {
 		return -1; /* ARP, VLAN stacks deeper than 2, anything else */
@@ -126,10 +136,17 @@ static __always_inline int udp_dport(void *data, void *data_end)
 
 	if (l4 != IPPROTO_UDP)
 		return -1;
+	/* the IP packet within the frame, the UDP datagram within the IP packet */
+	if (l3_len < hlen + sizeof(struct udphdr) || l3 + l3_len > data_end)
+		return -1;
 	{
 		struct udphdr *udp = cur;
+		__u32 ulen;
 
 		if ((void *)(udp + 1) > data_end)
+			return -1;
+		ulen = bpf_ntohs(udp->len);
+		if (ulen < sizeof(*udp) || hlen + ulen > l3_len)
 			return -1;
 		return bpf_ntohs(udp->dest);
 	}
@@ -145,6 +162,7 @@ int xdp_steer(struct xdp_md *ctx)
 	int port = udp_dport(data, data_end);
 	__u32 key;
 	__u8 *want;
+	long action;
 
 	count(STEER_SEEN, bytes);
 	if (port < 0)
@@ -155,12 +173,11 @@ int xdp_steer(struct xdp_md *ctx)
 		goto pass;
 
 	count(STEER_MATCHED, bytes);
-	if (bpf_map_lookup_elem(&xsks_map, &qid)) {
-		count(STEER_REDIRECTED, bytes);
-		return bpf_redirect_map(&xsks_map, qid, XDP_PASS);
-	}
-	count(STEER_REDIRECT_MISSED, bytes);
-	return XDP_PASS;
+	/* No socket at xsks_map[qid]: the fallback action (XDP_PASS) comes back instead of
+	 * XDP_REDIRECT, so one call both redirects and tells which way it went. */
+	action = bpf_redirect_map(&xsks_map, qid, XDP_PASS);
+	count(action == XDP_REDIRECT ? STEER_REDIRECTED : STEER_REDIRECT_MISSED, bytes);
+	return action;
 
 pass:
 	count(STEER_PASSED, bytes);

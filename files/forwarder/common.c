@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -257,18 +258,40 @@ void kb_buf_free(struct kb_buf *b)
 	b->len = b->cap = 0;
 }
 
+/* One's complement sum, eight bytes at a time in the host's byte order with end-around
+ * carry, folded to 16 bits and swapped to network word order at the end (the sum does
+ * not depend on the byte order it is computed in: RFC 1071).  Same result as adding the
+ * big-endian 16-bit words one by one. */
+static inline uint64_t add_carry(uint64_t acc, uint64_t v)
+{
+	acc += v;
+	return acc + (acc < v);
+}
+
 uint32_t kb_csum_add(uint32_t sum, const void *data, size_t len)
 {
 	const uint8_t *p = data;
+	uint64_t acc = 0;
+	uint16_t r;
 
-	while (len > 1) {
-		sum += (uint32_t)((p[0] << 8) | p[1]);
-		p += 2;
-		len -= 2;
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t w;
+
+		memcpy(&w, p, 8);
+		acc = add_carry(acc, w);
 	}
-	if (len)
-		sum += (uint32_t)(p[0] << 8);
-	return sum;
+	if (len) { /* the tail, zero-padded in memory order (an odd byte stays a high half) */
+		uint64_t w = 0;
+
+		memcpy(&w, p, len);
+		acc = add_carry(acc, w);
+	}
+	acc = (acc & 0xffffffffu) + (acc >> 32);
+	acc = (acc & 0xffffffffu) + (acc >> 32);
+	acc = (acc & 0xffffu) + (acc >> 16);
+	acc = (acc & 0xffffu) + (acc >> 16);
+	r = (uint16_t)acc;
+	return sum + ntohs(r);
 }
 
 uint16_t kb_csum_fold(uint32_t sum)

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@
 #include <xdp/xsk.h>
 
 #include "common.h"
+#include "xsk_common.h"
 
 #ifndef XDP_USE_SG
 #define XDP_USE_SG (1 << 4) /* not used; documented as missing from 6.1 headers */
@@ -57,13 +59,14 @@ static struct config {
 	int cpus[KB_MAX_LIST], ncpus;
 	unsigned int batch, frame_size, frames, rx_ring, tx_ring, fill_ring, comp_ring;
 	bool need_wakeup, busy_poll, json, quiet, csum_fix;
-	unsigned int busy_poll_usec, busy_poll_budget;
+	unsigned int busy_poll_usec, busy_poll_budget, spin_usec, coalesce_usec;
 	double duration, interval;
 	const char *xdp_mode; /* informational only: the attach is xdp_attach's job */
 } cfg = {
 	.mode = M_ECHO, .bind = B_AUTO, .batch = 64, .frame_size = 4096, .frames = 4096,
 	.rx_ring = 2048, .tx_ring = 2048, .fill_ring = 4096, .comp_ring = 2048,
 	.need_wakeup = true, .csum_fix = true, .busy_poll_usec = 20, .busy_poll_budget = 64,
+	.coalesce_usec = 100,
 	.interval = 1.0, .xdp_mode = "native",
 };
 
@@ -76,9 +79,11 @@ static volatile sig_atomic_t stop_flag;
  * ------------------------------------------------------------------------------- */
 struct counters {
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-	uint64_t dropped;   /* no TX slot / TAP busy / unparseable: dropped by us */
-	uint64_t invalid;   /* frames echo/kernel could not parse */
-	uint64_t wakeups;   /* syscalls made to kick the kernel (sendto/recvfrom/poll) */
+	uint64_t dropped;   /* no TX slot / TAP busy: dropped by us */
+	uint64_t invalid;   /* frames echo/kernel could not parse (malformed): dropped */
+	/* syscalls by kind (as xdpsock -a): waiting for RX (poll, or recvfrom when busy
+	 * polling), waking the driver for the fill ring, kicking TX (sendto) */
+	uint64_t rx_poll, fill_wakeup, tx_kick;
 	uint64_t csum_fixed; /* UDP checksums completed (CHECKSUM_PARTIAL from a veth peer) */
 };
 
@@ -93,23 +98,28 @@ struct port {
 	const char *ifname;
 };
 
+/* Cache-line aligned, counters on a line of their own: with several queues, one
+ * worker's writes never invalidate another worker's hot fields (false sharing). */
+#define KB_CACHELINE 64
 struct worker {
 	int queue, cpu;
 	pthread_t thread;
-	void *area;
-	size_t area_len;
-	struct xsk_umem *umem;
+	struct kb_umem umem;
 	struct port ports[2];
 	int nports;
 	uint64_t *free_stack;
 	unsigned int nfree;
-	struct counters c; /* written by the worker, read (racy but atomic per word) by main */
 	bool zerocopy;
-};
+	bool busy;  /* the last pass carried packets (--coalesce-usec) */
+	int tap_fd; /* kernel mode: this worker's own TAP queue (no shared fd) */
+	/* written by the worker, read (racy but atomic per word) by main */
+	struct counters c __attribute__((aligned(KB_CACHELINE)));
+} __attribute__((aligned(KB_CACHELINE)));
 
 static struct worker workers[KB_MAX_LIST];
 static int nworkers;
-static int tap_fd = -1;
+static int tap_fds[KB_MAX_LIST]; /* kernel mode: one TAP queue per worker */
+static int ntap;
 static unsigned char tap_mac[ETH_ALEN];
 static char tap_name[IFNAMSIZ];
 
@@ -125,6 +135,7 @@ static void usage(FILE *f)
 "         [--batch 64] [--frame-size 4096] [--frames 4096]\n"
 "         [--rx-ring 2048] [--tx-ring 2048] [--fill-ring 4096] [--comp-ring 2048]\n"
 "         [--no-need-wakeup] [--busy-poll] [--busy-poll-usec 20] [--busy-poll-budget 64]\n"
+"         [--spin-usec 0] [--coalesce-usec 100]\n"
 "         [--tap NAME] [--duration SEC] [--interval SEC] [--json] [--stats-file PATH]\n"
 "         [--quiet] [--no-csum-fix]\n"
 "The steering program must already be attached to IF with its maps pinned in\n"
@@ -157,7 +168,8 @@ static void parse_args(int argc, char **argv)
 {
 	enum { O_IFACE2 = 256, O_PIN, O_PIN2, O_BIND, O_XDPMODE, O_FSIZE, O_FRAMES, O_RXR,
 	       O_TXR, O_FILLR, O_COMPR, O_NOWAKE, O_BP, O_BPUSEC, O_BPBUDGET, O_TAP, O_DUR,
-	       O_INT, O_JSON, O_SFILE, O_QUIET, O_NETNS, O_QUEUES, O_CPUS, O_BATCH, O_NOCSUM };
+	       O_INT, O_JSON, O_SFILE, O_QUIET, O_NETNS, O_QUEUES, O_CPUS, O_BATCH, O_NOCSUM,
+	       O_SPIN, O_COALESCE };
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
 		{ "iface2", required_argument, NULL, O_IFACE2 },
@@ -180,6 +192,8 @@ static void parse_args(int argc, char **argv)
 		{ "busy-poll", no_argument, NULL, O_BP },
 		{ "busy-poll-usec", required_argument, NULL, O_BPUSEC },
 		{ "busy-poll-budget", required_argument, NULL, O_BPBUDGET },
+		{ "spin-usec", required_argument, NULL, O_SPIN },
+		{ "coalesce-usec", required_argument, NULL, O_COALESCE },
 		{ "tap", required_argument, NULL, O_TAP },
 		{ "duration", required_argument, NULL, O_DUR },
 		{ "interval", required_argument, NULL, O_INT },
@@ -237,6 +251,8 @@ static void parse_args(int argc, char **argv)
 		case O_BP: cfg.busy_poll = true; break;
 		case O_BPUSEC: cfg.busy_poll_usec = (unsigned int)kb_parse_u64("--busy-poll-usec", optarg, 0, 1000000); break;
 		case O_BPBUDGET: cfg.busy_poll_budget = (unsigned int)kb_parse_u64("--busy-poll-budget", optarg, 1, 65535); break;
+		case O_SPIN: cfg.spin_usec = (unsigned int)kb_parse_u64("--spin-usec", optarg, 0, 10000); break;
+		case O_COALESCE: cfg.coalesce_usec = (unsigned int)kb_parse_u64("--coalesce-usec", optarg, 0, 1000); break;
 		case O_TAP:
 			if (!*optarg || strlen(optarg) >= IFNAMSIZ || strchr(optarg, '/'))
 				kb_die("--tap: '%s' is not a valid interface name (1-15 characters, no '/')", optarg);
@@ -313,52 +329,37 @@ static int create_socket(struct worker *w, struct port *p, bool first, __u16 bin
 		.xdp_flags = 0,
 		.bind_flags = bind_flags,
 	};
-	int err = -EBUSY;
 
-	/* A socket that just closed may still hold the queue: teardown is asynchronous. */
-	for (int attempt = 0; attempt < 50 && !stop_flag; attempt++) {
-		if (first)
-			err = xsk_socket__create(&p->xsk, p->ifname, (__u32)w->queue, w->umem,
-						 &p->rx, &p->tx, &sc);
-		else
-			err = xsk_socket__create_shared(&p->xsk, p->ifname, (__u32)w->queue,
-							w->umem, &p->rx, &p->tx, &p->fill,
-							&p->comp, &sc);
-		if (err != -EBUSY)
-			break;
-		usleep(100000);
-	}
-	return err;
+	return kb_xsk_create(&p->xsk, p->ifname, (unsigned int)w->queue, &w->umem, &p->rx, &p->tx,
+			     first ? NULL : &p->fill, first ? NULL : &p->comp, &sc, &stop_flag);
+}
+
+static void enable_busy_poll(struct port *p)
+{
+	int one = 1, usec = (int)cfg.busy_poll_usec, budget = (int)cfg.busy_poll_budget;
+
+	if (setsockopt(p->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
+	    setsockopt(p->fd, SOL_SOCKET, SO_BUSY_POLL, &usec, sizeof(usec)) ||
+	    setsockopt(p->fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
+		kb_die("cannot enable busy polling on %s: %s", p->ifname, strerror(errno));
 }
 
 static void setup_worker(struct worker *w, int idx)
 {
-	struct xsk_umem_config uc = {
-		.fill_size = cfg.fill_ring,
-		.comp_size = cfg.comp_ring,
-		.frame_size = cfg.frame_size,
-		.frame_headroom = 0,
-		.flags = 0,
-	};
 	const char *ifnames[2] = { cfg.iface, cfg.iface2 };
 	int err;
 
 	w->queue = cfg.queues[idx];
 	w->cpu = cfg.ncpus ? cfg.cpus[idx % cfg.ncpus] : -1;
 	w->nports = cfg.mode == M_L2FWD ? 2 : 1;
-	w->area_len = (size_t)cfg.frames * cfg.frame_size;
-	w->area = mmap(NULL, w->area_len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (w->area == MAP_FAILED)
-		kb_die("cannot allocate %zu bytes of UMEM: %s", w->area_len, strerror(errno));
 	w->free_stack = calloc(cfg.frames, sizeof(uint64_t));
 	if (!w->free_stack)
 		kb_die("out of memory");
 	for (unsigned int i = cfg.frames; i > 0; i--)
 		free_push(w, (uint64_t)(i - 1) * cfg.frame_size);
 
-	err = xsk_umem__create(&w->umem, w->area, w->area_len, &w->ports[0].fill,
-			       &w->ports[0].comp, &uc);
+	err = kb_umem_create(&w->umem, cfg.frames, cfg.frame_size, cfg.fill_ring, cfg.comp_ring,
+			     &w->ports[0].fill, &w->ports[0].comp);
 	if (err)
 		kb_die("cannot register UMEM (%u frames of %u bytes): %s. RLIMIT_MEMLOCK or "
 		       "CAP_IPC_LOCK may be missing", cfg.frames, cfg.frame_size, strerror(-err));
@@ -394,17 +395,29 @@ static void setup_worker(struct worker *w, int idx)
 				       w->queue, strerror(-err));
 		}
 		p->fd = xsk_socket__fd(p->xsk);
-		p->fill_target = cfg.frames / (unsigned int)w->nports;
+		if (cfg.busy_poll)
+			enable_busy_poll(p);
+	}
+}
+
+/* Frames parked in a fill ring wait for RX there.  Only ports registered in an xsks_map
+ * receive: a TX-only l2fwd port gets none (they would sit there for good), the receiving
+ * ports share the UMEM.  What stays on the free stack serves the RX/TX/completion rings. */
+static void set_fill_targets(struct worker *w)
+{
+	unsigned int receivers = 0;
+
+	for (int pi = 0; pi < w->nports; pi++)
+		receivers += w->ports[pi].registered;
+	for (int pi = 0; pi < w->nports; pi++) {
+		struct port *p = &w->ports[pi];
+
+		p->fill_target = 0;
+		if (!p->registered)
+			continue;
+		p->fill_target = cfg.frames / receivers;
 		if (p->fill_target > cfg.fill_ring)
 			p->fill_target = cfg.fill_ring;
-		if (cfg.busy_poll) {
-			int one = 1, usec = (int)cfg.busy_poll_usec, budget = (int)cfg.busy_poll_budget;
-
-			if (setsockopt(p->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) ||
-			    setsockopt(p->fd, SOL_SOCKET, SO_BUSY_POLL, &usec, sizeof(usec)) ||
-			    setsockopt(p->fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)))
-				kb_die("cannot enable busy polling on %s: %s", p->ifname, strerror(errno));
-		}
 	}
 }
 
@@ -466,16 +479,22 @@ static void setup_tap(void)
 		snprintf(tap_name, sizeof(tap_name), "%s", cfg.tap);
 	else
 		snprintf(tap_name, sizeof(tap_name), "kbtap-%.9s", cfg.iface);
-	tap_fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	if (tap_fd < 0)
-		kb_die("cannot open /dev/net/tun: %s (kernel mode needs TUN/TAP)", strerror(errno));
-	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", tap_name);
-	if (ioctl(tap_fd, TUNSETIFF, &ifr))
-		kb_die("cannot create TAP device %s: %s", tap_name, strerror(errno));
-	if (fcntl(tap_fd, F_SETFL, O_NONBLOCK))
-		kb_die("fcntl(O_NONBLOCK) on TAP: %s", strerror(errno));
+	/* One TAP queue (fd) per worker: workers never contend for one fd's lock. */
+	for (ntap = 0; ntap < cfg.nqueues; ntap++) {
+		int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+		if (fd < 0)
+			kb_die("cannot open /dev/net/tun: %s (kernel mode needs TUN/TAP)",
+			       strerror(errno));
+		tap_fds[ntap] = fd;
+		memset(&ifr, 0, sizeof(ifr));
+		ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE;
+		snprintf(ifr.ifr_name, IFNAMSIZ, "%s", tap_name);
+		if (ioctl(fd, TUNSETIFF, &ifr))
+			kb_die("cannot create TAP device %s: %s", tap_name, strerror(errno));
+		if (fcntl(fd, F_SETFL, O_NONBLOCK))
+			kb_die("fcntl(O_NONBLOCK) on TAP: %s", strerror(errno));
+	}
 
 	/* Packets enter with the source address of a host reached via the AF_XDP
 	 * interface: strict reverse-path filtering on the TAP would drop them. */
@@ -514,9 +533,10 @@ static void drain_tap(void)
 	char buf[2048];
 
 	/* Whatever the stack routes out of the TAP (IPv6 ND/MLD) is read and dropped. */
-	for (int i = 0; tap_fd >= 0 && i < 256; i++)
-		if (read(tap_fd, buf, sizeof(buf)) <= 0)
-			break;
+	for (int q = 0; q < ntap; q++)
+		for (int i = 0; i < 256; i++)
+			if (read(tap_fds[q], buf, sizeof(buf)) <= 0)
+				break;
 }
 
 /* ---------------------------------------------------------------------------------
@@ -543,11 +563,14 @@ struct udp_view {
 };
 
 /* true when an Ethernet header, at most MAX_VLANS tags, an unfragmented IPv4 header (or
- * an IPv6 header with UDP as next header) and a UDP header all fit in len bytes. */
+ * an IPv6 header with UDP as next header) and a UDP header all fit in len bytes, and the
+ * lengths agree: IP version as the ethertype says, the IPv4 total length (IPv6 payload
+ * length) within the frame, the UDP length at least 8 and within the IP packet.  The
+ * steering program checks the same, so a malformed frame seen here counts as invalid. */
 static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
 {
-	uint32_t off = ETH_HLEN;
-	uint16_t proto;
+	uint32_t off = ETH_HLEN, l3_end;
+	uint16_t proto, ulen;
 
 	if (len < ETH_HLEN)
 		return false;
@@ -562,24 +585,33 @@ static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
 	if (proto == ETH_P_IP) {
 		struct iphdr *ip = (struct iphdr *)v->l3;
 
-		if (len < off + sizeof(*ip) || ip->ihl < 5 || ip->protocol != IPPROTO_UDP ||
-		    (ip->frag_off & htons(0x3fff)))
+		if (len < off + sizeof(*ip) || ip->version != 4 || ip->ihl < 5 ||
+		    ip->protocol != IPPROTO_UDP || (ip->frag_off & htons(0x3fff)))
+			return false;
+		l3_end = off + ntohs(ip->tot_len);
+		if (ntohs(ip->tot_len) < ip->ihl * 4u || l3_end > len)
 			return false;
 		off += ip->ihl * 4u;
 		v->v6 = false;
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr *ip6 = (struct ipv6hdr *)v->l3;
 
-		if (len < off + sizeof(*ip6) || ip6->nexthdr != IPPROTO_UDP)
+		if (len < off + sizeof(*ip6) || ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
 			return false;
 		off += sizeof(*ip6);
+		l3_end = off + ntohs(ip6->payload_len);
+		if (l3_end > len)
+			return false;
 		v->v6 = true;
 	} else {
 		return false;
 	}
-	if (len < off + sizeof(struct udphdr))
+	if (l3_end < off + sizeof(struct udphdr))
 		return false;
 	v->udp = (struct udphdr *)(pkt + off);
+	ulen = ntohs(v->udp->len);
+	if (ulen < sizeof(struct udphdr) || off + ulen > l3_end)
+		return false;
 	return true;
 }
 
@@ -647,16 +679,22 @@ static void refill(struct worker *w, struct port *p)
 	unsigned int want, n;
 	__u32 idx;
 
-	if (in_ring >= p->fill_target || !w->nfree)
-		return;
-	want = p->fill_target - in_ring;
-	if (want > w->nfree)
-		want = w->nfree;
-	n = xsk_ring_prod__reserve(&p->fill, want, &idx);
-	for (unsigned int i = 0; i < n; i++)
-		*xsk_ring_prod__fill_addr(&p->fill, idx + i) = w->free_stack[--w->nfree];
-	if (n)
-		xsk_ring_prod__submit(&p->fill, n);
+	if (in_ring < p->fill_target && w->nfree) {
+		want = p->fill_target - in_ring;
+		if (want > w->nfree)
+			want = w->nfree;
+		n = xsk_ring_prod__reserve(&p->fill, want, &idx);
+		for (unsigned int i = 0; i < n; i++)
+			*xsk_ring_prod__fill_addr(&p->fill, idx + i) = w->free_stack[--w->nfree];
+		if (n)
+			xsk_ring_prod__submit(&p->fill, n);
+	}
+	/* A driver that stopped for an empty fill ring waits to be woken (need_wakeup);
+	 * checked on every pass, not only when idle, so RX resumes at once under load. */
+	if (p->fill_target && cfg.need_wakeup && xsk_ring_prod__needs_wakeup(&p->fill)) {
+		w->c.fill_wakeup++;
+		recvfrom(p->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+	}
 }
 
 static void complete_tx(struct worker *w, struct port *p)
@@ -676,29 +714,19 @@ static void complete_tx(struct worker *w, struct port *p)
 	}
 }
 
-static unsigned int tx_pending(struct port *p)
-{
-	return p->tx.size - xsk_prod_nb_free(&p->tx, p->tx.size);
-}
-
+/* Only frames still in the TX ring need a kick: frames the kernel already took and that
+ * wait for completion (the peer has not freed them yet) do not. */
 static void kick_tx(struct worker *w, struct port *p)
 {
-	if (!p->tx_outstanding)
+	int err;
+
+	if (!kb_tx_pending(&p->tx))
 		return;
 	if (w->zerocopy && cfg.need_wakeup && !xsk_ring_prod__needs_wakeup(&p->tx))
 		return;
-	/* Copy mode transmits only from sendto(), and at most 32 frames per call
-	 * (the kernel's generic xmit budget): repeat until the ring is drained. */
-	for (int i = 0; i < 64; i++) {
-		w->c.wakeups++;
-		if (sendto(p->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
-			if (errno != EAGAIN && errno != EBUSY && errno != ENOBUFS && errno != ENETDOWN)
-				kb_warn("sendto on %s: %s", p->ifname, strerror(errno));
-			break;
-		}
-		if (w->zerocopy || !tx_pending(p))
-			break;
-	}
+	err = kb_xsk_kick_tx(p->fd, &p->tx, !w->zerocopy, 64, &w->c.tx_kick);
+	if (err)
+		kb_warn("sendto on %s: %s", p->ifname, strerror(-err));
 }
 
 static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out)
@@ -724,7 +752,7 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&in->rx, ridx + i);
 		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
-		unsigned char *pkt = xsk_umem__get_data(w->area, addr);
+		unsigned char *pkt = xsk_umem__get_data(w->umem.area, addr);
 		struct udp_view v;
 		bool tx = false;
 
@@ -753,7 +781,7 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 			memcpy(((struct ethhdr *)pkt)->h_dest, tap_mac, ETH_ALEN);
 			if (cfg.csum_fix && find_udp(pkt, d->len, &v))
 				w->c.csum_fixed += (uint64_t)fix_udp_csum(pkt, d->len, &v);
-			if (write(tap_fd, pkt, d->len) == (ssize_t)d->len) {
+			if (write(w->tap_fd, pkt, d->len) == (ssize_t)d->len) {
 				w->c.tx_packets++;
 				w->c.tx_bytes += d->len;
 			} else {
@@ -795,6 +823,103 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 	return n;
 }
 
+/* One pass over the ports: completions, refill, RX -> process -> TX, kick.  Returns the
+ * number of frames received. */
+static unsigned int service(struct worker *w)
+{
+	unsigned int got = 0;
+
+	for (int pi = 0; pi < w->nports; pi++) {
+		struct port *p = &w->ports[pi];
+		struct port *out = NULL;
+
+		if (cfg.mode == M_ECHO)
+			out = p;
+		else if (cfg.mode == M_L2FWD)
+			out = &w->ports[pi ^ 1];
+		complete_tx(w, p);
+		refill(w, p);
+		got += rx_burst(w, p, out);
+	}
+	for (int pi = 0; pi < w->nports; pi++) {
+		kick_tx(w, &w->ports[pi]);
+		complete_tx(w, &w->ports[pi]);
+	}
+	return got;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* Anything for this worker in an RX ring (no syscall: a look at the producer index). */
+static bool rx_ready(struct worker *w)
+{
+	for (int pi = 0; pi < w->nports; pi++)
+		if (xsk_cons_nb_avail(&w->ports[pi].rx, 1))
+			return true;
+	return false;
+}
+
+/* --spin-usec: a dedicated core keeps looking at the rings for a while before it goes to
+ * sleep, so a packet that follows shortly is picked up without a wake-up (the scheduler's
+ * wake-up latency is what makes the tail of the RTT). */
+static bool spin_for_rx(struct worker *w)
+{
+	uint64_t until;
+
+	if (!cfg.spin_usec)
+		return false;
+	until = kb_now_ns() + (uint64_t)cfg.spin_usec * 1000u;
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (rx_ready(w))
+				return true;
+			cpu_relax();
+		}
+		for (int pi = 0; pi < w->nports; pi++)
+			complete_tx(w, &w->ports[pi]);
+	} while (kb_now_ns() < until && !stop_flag);
+	return false;
+}
+
+static void wait_for_rx(struct worker *w, struct pollfd *pfd)
+{
+	bool pending = false;
+
+	if (cfg.busy_poll) {
+		/* recvfrom drives the NAPI busy poll (SO_PREFER_BUSY_POLL) */
+		for (int pi = 0; pi < w->nports; pi++) {
+			w->c.rx_poll++;
+			recvfrom(w->ports[pi].fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+		}
+		return;
+	}
+	if (spin_for_rx(w))
+		return;
+	if (cfg.coalesce_usec && w->busy) {
+		/* Traffic is flowing: let the next batch gather for a fixed time instead of
+		 * waking up for every few packets (the wake-up is what costs CPU here).  The
+		 * first packet after an idle period still wakes the worker at once. */
+		struct timespec ts = { 0, (long)cfg.coalesce_usec * 1000 };
+
+		w->busy = false;
+		nanosleep(&ts, NULL);
+		return;
+	}
+	/* Sleep in poll() until the RX ring has data (100 ms cap so a stop request is seen).
+	 * With frames still in a TX ring (the peer pushed back) or not yet completed, only
+	 * yield: in copy mode poll() itself transmits, and completed frames must go back to
+	 * the fill ring before it runs dry. */
+	for (int pi = 0; pi < w->nports; pi++)
+		pending |= kb_tx_pending(&w->ports[pi].tx) > 0 || w->ports[pi].tx_outstanding > 0;
+	w->c.rx_poll++;
+	poll(pfd, (nfds_t)w->nports, pending ? 1 : 100);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -810,43 +935,13 @@ static void *worker_main(void *arg)
 		pfd[pi].fd = w->ports[pi].fd;
 		pfd[pi].events = POLLIN;
 	}
+	if (cfg.coalesce_usec)
+		prctl(PR_SET_TIMERSLACK, 1000UL); /* 1 us, not the default 50 us */
 	while (!stop_flag) {
-		unsigned int got = 0;
-
-		for (int pi = 0; pi < w->nports; pi++) {
-			struct port *p = &w->ports[pi];
-			struct port *out = NULL;
-
-			if (cfg.mode == M_ECHO)
-				out = p;
-			else if (cfg.mode == M_L2FWD)
-				out = &w->ports[pi ^ 1];
-			complete_tx(w, p);
-			refill(w, p);
-			got += rx_burst(w, p, out);
-		}
-		for (int pi = 0; pi < w->nports; pi++) {
-			kick_tx(w, &w->ports[pi]);
-			complete_tx(w, &w->ports[pi]);
-		}
-		if (got)
-			continue;
-		if (cfg.busy_poll) {
-			for (int pi = 0; pi < w->nports; pi++) {
-				w->c.wakeups++;
-				recvfrom(w->ports[pi].fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
-			}
-		} else {
-			/* Idle: sleep in poll() until the RX ring has data (100 ms cap so a
-			 * stop request is seen).  With frames still waiting in a TX ring (the
-			 * peer pushed back), only yield: in copy mode poll() itself transmits. */
-			bool pending = false;
-
-			for (int pi = 0; pi < w->nports; pi++)
-				pending |= w->ports[pi].tx_outstanding > 0;
-			w->c.wakeups++;
-			poll(pfd, (nfds_t)w->nports, pending ? 1 : 100);
-		}
+		if (service(w))
+			w->busy = true;
+		else
+			wait_for_rx(w, pfd);
 	}
 	/* Flush: give in-flight TX frames a moment to complete so counters are final. */
 	for (int i = 0; i < 100; i++) {
@@ -873,6 +968,11 @@ struct totals {
 	double cpu_user, cpu_sys;
 };
 
+static uint64_t syscalls(const struct counters *c)
+{
+	return c->rx_poll + c->fill_wakeup + c->tx_kick;
+}
+
 static void collect(struct totals *t)
 {
 	memset(t, 0, sizeof(*t));
@@ -887,22 +987,13 @@ static void collect(struct totals *t)
 		t->c.tx_bytes += c.tx_bytes;
 		t->c.dropped += c.dropped;
 		t->c.invalid += c.invalid;
-		t->c.wakeups += c.wakeups;
+		t->c.rx_poll += c.rx_poll;
+		t->c.fill_wakeup += c.fill_wakeup;
+		t->c.tx_kick += c.tx_kick;
 		t->c.csum_fixed += c.csum_fixed;
-		for (int pi = 0; pi < w->nports; pi++) {
-			struct xdp_statistics s;
-			socklen_t sl = sizeof(s);
-
-			if (!w->ports[pi].xsk ||
-			    getsockopt(w->ports[pi].fd, SOL_XDP, XDP_STATISTICS, &s, &sl))
-				continue;
-			t->xs.rx_dropped += s.rx_dropped;
-			t->xs.rx_invalid_descs += s.rx_invalid_descs;
-			t->xs.tx_invalid_descs += s.tx_invalid_descs;
-			t->xs.rx_ring_full += s.rx_ring_full;
-			t->xs.rx_fill_ring_empty_descs += s.rx_fill_ring_empty_descs;
-			t->xs.tx_ring_empty_descs += s.tx_ring_empty_descs;
-		}
+		for (int pi = 0; pi < w->nports; pi++)
+			if (w->ports[pi].xsk)
+				kb_xsk_stats_add(w->ports[pi].fd, &t->xs);
 	}
 	kb_cpu_times(&t->cpu_user, &t->cpu_sys);
 }
@@ -911,12 +1002,14 @@ static void render_json(struct kb_buf *b, const struct totals *t, double rx_pps,
 			bool running, double elapsed)
 {
 	bool zc = nworkers && workers[0].zerocopy;
+	uint64_t lost = kb_xsk_rx_lost(&t->xs), nsys = syscalls(&t->c);
 
 	kb_buf_printf(b, "{\"pid\": %d, \"running\": %s, \"mode\": \"%s\", \"bind_mode\": \"%s\", "
-		      "\"need_wakeup\": %s, \"busy_poll\": %s, \"xdp_mode\": ",
+		      "\"need_wakeup\": %s, \"busy_poll\": %s, \"spin_usec\": %u, "
+		      "\"coalesce_usec\": %u, \"xdp_mode\": ",
 		      (int)getpid(), running ? "true" : "false", mode_names[cfg.mode],
 		      zc ? "zerocopy" : "copy", cfg.need_wakeup ? "true" : "false",
-		      cfg.busy_poll ? "true" : "false");
+		      cfg.busy_poll ? "true" : "false", cfg.spin_usec, cfg.coalesce_usec);
 	kb_buf_json_str(b, cfg.xdp_mode);
 	kb_buf_printf(b, ", \"iface\": ");
 	kb_buf_json_str(b, cfg.iface);
@@ -925,21 +1018,32 @@ static void render_json(struct kb_buf *b, const struct totals *t, double rx_pps,
 	kb_buf_printf(b, ", \"netns\": ");
 	kb_buf_json_str(b, cfg.netns);
 	kb_buf_printf(b, ", \"tap\": ");
-	kb_buf_json_str(b, tap_fd >= 0 ? tap_name : NULL);
+	kb_buf_json_str(b, ntap ? tap_name : NULL);
 	kb_buf_printf(b, ", \"queues\": [");
 	for (int i = 0; i < cfg.nqueues; i++)
 		kb_buf_printf(b, "%s%d", i ? ", " : "", cfg.queues[i]);
 	kb_buf_printf(b, "], \"cpus\": [");
 	for (int i = 0; i < cfg.ncpus; i++)
 		kb_buf_printf(b, "%s%d", i ? ", " : "", cfg.cpus[i]);
+	/* dropped: by us; kernel_dropped: by the kernel on the way into our sockets (no
+	 * fill-ring frame, RX ring full); steered = rx_packets + kernel_dropped is what the
+	 * XDP program redirected to us, and steered = tx_packets + dropped_total + invalid
+	 * (+ frames in flight) in echo/l2fwd/kernel mode. */
 	kb_buf_printf(b, "], \"rx_packets\": %llu, \"rx_bytes\": %llu, \"tx_packets\": %llu, "
 		      "\"tx_bytes\": %llu, \"rx_pps\": %.1f, \"tx_pps\": %.1f, \"dropped\": %llu, "
-		      "\"invalid\": %llu, \"wakeups\": %llu, \"csum_fixed\": %llu, ",
+		      "\"kernel_dropped\": %llu, \"dropped_total\": %llu, \"steered\": %llu, "
+		      "\"invalid\": %llu, \"csum_fixed\": %llu, ",
 		      (unsigned long long)t->c.rx_packets, (unsigned long long)t->c.rx_bytes,
 		      (unsigned long long)t->c.tx_packets, (unsigned long long)t->c.tx_bytes,
-		      rx_pps, tx_pps, (unsigned long long)t->c.dropped,
-		      (unsigned long long)t->c.invalid, (unsigned long long)t->c.wakeups,
-		      (unsigned long long)t->c.csum_fixed);
+		      rx_pps, tx_pps, (unsigned long long)t->c.dropped, (unsigned long long)lost,
+		      (unsigned long long)(t->c.dropped + lost),
+		      (unsigned long long)(t->c.rx_packets + lost),
+		      (unsigned long long)t->c.invalid, (unsigned long long)t->c.csum_fixed);
+	kb_buf_printf(b, "\"wakeups\": %llu, \"syscalls\": {\"rx_poll\": %llu, "
+		      "\"fill_wakeup\": %llu, \"tx_kick\": %llu}, \"syscalls_per_packet\": %.4f, ",
+		      (unsigned long long)nsys, (unsigned long long)t->c.rx_poll,
+		      (unsigned long long)t->c.fill_wakeup, (unsigned long long)t->c.tx_kick,
+		      t->c.rx_packets ? (double)nsys / (double)t->c.rx_packets : 0.0);
 	kb_buf_printf(b, "\"xdp_stats\": {\"rx_dropped\": %llu, \"rx_invalid_descs\": %llu, "
 		      "\"rx_ring_full\": %llu, \"rx_fill_ring_empty_descs\": %llu, "
 		      "\"tx_invalid_descs\": %llu, \"tx_ring_empty_descs\": %llu}, ",
@@ -970,11 +1074,12 @@ static void report(const struct totals *t, const struct totals *prev, double dt,
 		fprintf(stdout, "%s\n", b.s);
 	} else if (!cfg.quiet || !running) {
 		fprintf(stdout, "AF_XDP RX: %llu pkts (%.0f pps) TX: %llu pkts (%.0f pps) "
-			"dropped: %llu wakeups: %llu%s\n",
+			"dropped: %llu (kernel %llu) invalid: %llu syscalls: %llu%s\n",
 			(unsigned long long)t->c.rx_packets, rx_pps,
 			(unsigned long long)t->c.tx_packets, tx_pps,
-			(unsigned long long)t->c.dropped, (unsigned long long)t->c.wakeups,
-			running ? "" : " (final)");
+			(unsigned long long)(t->c.dropped + kb_xsk_rx_lost(&t->xs)),
+			(unsigned long long)kb_xsk_rx_lost(&t->xs), (unsigned long long)t->c.invalid,
+			(unsigned long long)syscalls(&t->c), running ? "" : " (final)");
 	}
 	fflush(stdout);
 	if (cfg.stats_file) {
@@ -1026,8 +1131,11 @@ int main(int argc, char **argv)
 		setup_worker(&workers[i], i);
 		nworkers++;
 	}
-	for (int i = 0; i < nworkers; i++)
+	for (int i = 0; i < nworkers; i++) {
 		register_worker(&workers[i], map_fd, map_fd2);
+		set_fill_targets(&workers[i]);
+		workers[i].tap_fd = ntap ? tap_fds[i] : -1;
+	}
 
 	/* workers must not take the signals: the main thread owns shutdown */
 	sigemptyset(&block);
@@ -1046,7 +1154,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < cfg.nqueues; i++)
 		fprintf(stderr, "%s%d", i ? "," : " ", cfg.queues[i]);
 	fprintf(stderr, ", bind %s%s%s\n", workers[0].zerocopy ? "zerocopy" : "copy",
-		tap_fd >= 0 ? ", tap " : "", tap_fd >= 0 ? tap_name : "");
+		ntap ? ", tap " : "", ntap ? tap_name : "");
 
 	start = last = kb_now_s();
 	deadline = cfg.duration > 0 ? start + cfg.duration : 0;
@@ -1087,12 +1195,11 @@ int main(int argc, char **argv)
 		for (int pi = w->nports - 1; pi >= 0; pi--)
 			if (w->ports[pi].xsk)
 				xsk_socket__delete(w->ports[pi].xsk);
-		xsk_umem__delete(w->umem);
-		munmap(w->area, w->area_len);
+		kb_umem_destroy(&w->umem);
 		free(w->free_stack);
 	}
-	if (tap_fd >= 0)
-		close(tap_fd);
+	for (int q = 0; q < ntap; q++)
+		close(tap_fds[q]);
 	if (map_fd >= 0)
 		close(map_fd);
 	if (map_fd2 >= 0)

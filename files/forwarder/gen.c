@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +46,7 @@
 #include <xdp/xsk.h>
 
 #include "common.h"
+#include "xsk_common.h"
 
 #define MAX_COUNT 50000000ull
 #define MAX_DURATION 300.0
@@ -517,18 +517,15 @@ static void parse_reply(const unsigned char *f, uint32_t len, uint64_t now)
 
 static void run_afxdp(uint64_t deadline, int map_fd)
 {
-	struct xsk_umem *umem;
+	struct kb_umem umem;
 	struct xsk_socket *xsk;
 	struct xsk_ring_prod fill, tx;
 	struct xsk_ring_cons comp, rx;
-	struct xsk_umem_config uc = { .fill_size = NFRAMES / 2, .comp_size = NFRAMES / 2,
-				      .frame_size = FRAME_SIZE, .frame_headroom = 0, .flags = 0 };
 	struct xsk_socket_config sc = { .rx_size = 2048, .tx_size = 2048,
 					.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
 					.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY };
-	size_t area_len = (size_t)NFRAMES * FRAME_SIZE;
 	unsigned char *area, smac[ETH_ALEN], dmac[ETH_ALEN];
-	uint64_t free_tx[NFRAMES / 2];
+	uint64_t free_tx[NFRAMES / 2], kicks = 0;
 	unsigned int nfree = 0, outstanding = 0;
 	int ifindex, err, fd, rsock = -1;
 	__u32 idx;
@@ -546,18 +543,11 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 	if (cfg.replies && map_fd < 0)
 		rsock = udp_socket(false);
 
-	area = mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (area == MAP_FAILED)
-		kb_die("mmap: %s", strerror(errno));
-	err = xsk_umem__create(&umem, area, area_len, &fill, &comp, &uc);
+	err = kb_umem_create(&umem, NFRAMES, FRAME_SIZE, NFRAMES / 2, NFRAMES / 2, &fill, &comp);
 	if (err)
 		kb_die("cannot register UMEM: %s", strerror(-err));
-	err = -EBUSY;
-	for (int i = 0; i < 50 && err == -EBUSY; i++) {
-		err = xsk_socket__create(&xsk, cfg.iface, 0, umem, &rx, &tx, &sc);
-		if (err == -EBUSY)
-			usleep(100000);
-	}
+	area = umem.area;
+	err = kb_xsk_create(&xsk, cfg.iface, 0, &umem, &rx, &tx, NULL, NULL, &sc, &stop_flag);
 	if (err)
 		kb_die("cannot create AF_XDP socket on %s queue 0: %s", cfg.iface, strerror(-err));
 	fd = xsk_socket__fd(xsk);
@@ -623,8 +613,8 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 		if (end_replies) {
 			if (now >= end_replies || R.received >= R.sent)
 				break;
-			if (outstanding)
-				sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+			if (kb_tx_pending(&tx))
+				kb_xsk_kick_tx(fd, &tx, true, 1, &kicks);
 			else
 				usleep(200);
 			continue;
@@ -661,15 +651,10 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 			R.sent += want;
 			outstanding += (unsigned int)want;
 		}
-		/* copy mode transmits from sendto() only, at most 32 frames per call */
-		for (int k = 0; outstanding && k < 16; k++) {
-			if (sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0) {
-				if (errno != EAGAIN && errno != EBUSY && errno != ENOBUFS)
-					kb_die("sendto on AF_XDP socket: %s", strerror(errno));
-				break;
-			}
-			if (tx.size == xsk_prod_nb_free(&tx, tx.size))
-				break;
+		if (kb_tx_pending(&tx)) {
+			err = kb_xsk_kick_tx(fd, &tx, true, 16, &kicks);
+			if (err)
+				kb_die("sendto on AF_XDP socket: %s", strerror(-err));
 		}
 		if (!want && cfg.rate > 0)
 			pace_wait(now);
@@ -680,8 +665,7 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 		bpf_map_delete_elem(map_fd, &key);
 	}
 	xsk_socket__delete(xsk);
-	xsk_umem__delete(umem);
-	munmap(area, area_len);
+	kb_umem_destroy(&umem);
 	if (rsock >= 0)
 		close(rsock);
 }

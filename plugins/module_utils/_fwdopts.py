@@ -53,6 +53,12 @@ OPTIONS = (
          requires='busy_poll', doc='SO_BUSY_POLL time in microseconds'),
     _opt('busy_poll_budget', '--busy-poll-budget', 'int', 1, 65535, default=64,
          requires='busy_poll', doc='SO_BUSY_POLL_BUDGET packets'),
+    _opt('spin_usec', '--spin-usec', 'int', 0, 10000, default=0,
+         doc='Microseconds to keep polling the rings before sleeping (a dedicated core: '
+             'shorter latency tail, more CPU); 0 sleeps at once'),
+    _opt('coalesce_usec', '--coalesce-usec', 'int', 0, 1000, default=100,
+         doc='While traffic flows, microseconds to let a batch gather between passes '
+             'instead of waking per packet (less CPU, adds up to that much latency); 0 off'),
     _opt('tap', '--tap', 'str', doc='TAP device name for mode kernel'),
     _opt('stats_interval', '--interval', 'float', 0.05, 3600, default=1.0, always=True,
          doc='Seconds between stats file updates'),

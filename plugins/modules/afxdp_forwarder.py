@@ -120,6 +120,17 @@ options:
   busy_poll_budget:
     description: SO_BUSY_POLL_BUDGET packets, 1-65535 (forwarder default 64); needs O(busy_poll).
     type: int
+  spin_usec:
+    description:
+      - Microseconds, 0-10000, to keep polling the rings before sleeping (forwarder default 0).
+      - A dedicated core buys a shorter latency tail with CPU time.
+    type: int
+  coalesce_usec:
+    description:
+      - While traffic flows, microseconds, 0-1000, to let a batch gather between passes instead
+        of waking up for every few packets (forwarder default 100).
+      - Less CPU, adds up to that much latency; V(0) turns it off.
+    type: int
   tap:
     description: TAP device name for O(mode=kernel) (forwarder default when omitted).
     type: str

@@ -214,6 +214,12 @@ def test_echo_ipv4_ipv6_counters_agree_and_sigterm(pair):
     # XDP redirected == forwarder RX == forwarder TX == replies received
     assert redirected == st['rx_packets'] == st['tx_packets'] == 500, (redirected, st)
     assert st['xdp_stats']['rx_dropped'] == 0 and st['dropped'] == 0
+    assert st['kernel_dropped'] == 0 and st['steered'] == 500
+    assert st['coalesce_usec'] == 100 and st['spin_usec'] == 0  # the defaults
+    # syscalls by kind; copy mode transmits only when kicked, so TX kicks happened
+    calls = st['syscalls']
+    assert calls['tx_kick'] > 0 and st['wakeups'] == sum(calls.values()), st
+    assert st['syscalls_per_packet'] == pytest.approx(st['wakeups'] / 500.0, abs=1e-3)
 
 
 def test_rxdrop_counts_exactly_what_was_sent(pair):
@@ -373,7 +379,7 @@ def test_overload_drops_are_counted_not_lost(pair):
                  '--engine', 'afxdp', '--count', '200000', '--duration', '2')
     assert g['sent'] > 10000
     time.sleep(0.3)
-    rc, err = pair.stop(fwd)[0::2]
+    rc, out, err = pair.stop(fwd)
     assert rc == 0, err
     st = read_stats(pair.stats)
     xs = st['xdp_stats']
@@ -381,6 +387,12 @@ def test_overload_drops_are_counted_not_lost(pair):
     assert st['rx_packets'] == st['tx_packets'] + st['dropped'] + st['invalid'], st
     assert redirected == st['rx_packets'] + xs['rx_dropped'] + xs['rx_ring_full'], \
         (redirected, st)
+    # the socket's own drops are the forwarder's too: what was steered is accounted for
+    assert st['kernel_dropped'] == xs['rx_dropped'] + xs['rx_ring_full'] > 0, st
+    assert st['dropped_total'] == st['dropped'] + st['kernel_dropped'], st
+    assert st['steered'] == redirected == \
+        st['tx_packets'] + st['dropped_total'] + st['invalid'], (redirected, st)
+    assert 'dropped: %d (kernel %d)' % (st['dropped_total'], st['kernel_dropped']) in out, out
     # Frames the sender completed but veth could not queue to the peer (its XDP ring
     # was full) never reach XDP; veth counts them as the sender's tx_dropped. That
     # counter also holds the namespace's own few packets (IPv6 ND/MLD) dropped alongside.
@@ -575,3 +587,115 @@ def test_generator_is_bounded(bins):
                 '--duration', '100000', '--netns', 'kbtf-none'], check=False)
     assert 'capped at 50000000' in proc.stderr and 'capped at 300 s' in proc.stderr
     assert proc.returncode != 0 and 'cannot enter network namespace' in proc.stderr
+
+
+# --------------------------------------------------------------------------- malformed
+BAD_SRC_MAC = '02:6b:62:74:66:38'  # marks the frames the catch-all program redirects
+
+STEER_ALL = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+/* Test only: redirect every frame from BAD_SRC_MAC to the socket, malformed or not, so
+ * the forwarder's own validation is what stands between such a frame and an echo. */
+struct {
+    __uint(type, BPF_MAP_TYPE_XSKMAP);
+    __uint(max_entries, 64);
+    __type(key, __u32);
+    __type(value, __u32);
+} xsks_map SEC(".maps");
+SEC("xdp")
+int steer_all(struct xdp_md *ctx)
+{
+    unsigned char *d = (void *)(long)ctx->data;
+    const unsigned char mark[6] = { 0x02, 0x6b, 0x62, 0x74, 0x66, 0x38 };
+
+    if ((void *)(d + 14) > (void *)(long)ctx->data_end)
+        return XDP_PASS;
+    for (int i = 0; i < 6; i++)
+        if (d[6 + i] != mark[i])
+            return XDP_PASS;
+    return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+}
+char _license[] SEC("license") = "GPL";
+"""
+
+
+def _put16(frame, off, value):
+    return frame[:off] + struct.pack('!H', value) + frame[off + 2:]
+
+
+def _malformed_frames(dut, peer):
+    """(name, frame) for each malformed case, and one valid datagram of each family."""
+    def v4(tag):
+        return _udp_frame(dut, peer, [], '198.18.40.2', '198.18.40.1', 40100, PORT,
+                          b'kbtp-vlan-bad-' + tag)
+
+    def v6(tag):
+        return _udp_frame(dut, peer, [], '2001:2:40::2', '2001:2:40::1', 40100, PORT,
+                          b'kbtp-vlan-bad-' + tag)
+    # IPv4 header at 14 (total length at 16), UDP at 34 (length at 38);
+    # IPv6 header at 14 (payload length at 18), UDP at 54 (length at 58)
+    bad = [
+        ('v4-total-length-beyond-frame', _put16(v4(b'a'), 16, 400)),
+        ('v4-version-6', v4(b'b')[:14] + b'\x65' + v4(b'b')[15:]),
+        ('v4-udp-length-below-8', _put16(v4(b'c'), 38, 4)),
+        ('v4-udp-length-beyond-frame', _put16(v4(b'd'), 38, 600)),
+        ('v4-udp-length-beyond-ip', _put16(_put16(v4(b'e'), 16, 28), 38, 16)),
+        ('v6-payload-length-beyond-frame', _put16(v6(b'f'), 18, 600)),
+        ('v6-version-4', v6(b'g')[:14] + b'\x40' + v6(b'g')[15:]),
+        ('v6-udp-length-below-8', _put16(v6(b'h'), 58, 6)),
+        ('v6-udp-length-beyond-ip', _put16(v6(b'i'), 58, 200)),
+    ]
+    good = [('v4-valid', v4(b'ok4')), ('v6-valid', v6(b'ok6'))]
+    return bad, good
+
+
+def _send_and_collect(bed, frames):
+    proc = nsrun('kbtf2', ['python3', '-c', VLAN_PEER, 'kbtfv2',
+                           json.dumps([f.hex() for _n, f in frames])], timeout=30)
+    return [bytes.fromhex(h) for h in json.loads(proc.stdout)]
+
+
+def test_malformed_frames_are_passed_by_the_steering_program(pair):
+    """#17 item 8: lengths and versions that do not add up are not steered (the kernel
+    gets them and drops them); only the valid datagrams reach the forwarder and come back."""
+    fwd = pair.start_fwd(['--iface', 'kbtfv1', '--netns', 'kbtf1', '--mode', 'echo',
+                          '--pin-dir', pair.pin, '--spin-usec', '50'], pair.stats)
+    bad, good = _malformed_frames(pair.mac('kbtf1', 'kbtfv1'), pair.mac('kbtf2', 'kbtfv2'))
+    matched0, passed0 = pair.steer_counter(pair.pin, 1), pair.steer_counter(pair.pin, 4)
+    replies = _send_and_collect(pair, bad + good)
+    rc, err = pair.stop(fwd)[0::2]
+    assert rc == 0, err
+    st = read_stats(pair.stats)
+    assert sorted(r[-3:] for r in replies) == [b'ok4', b'ok6'], replies
+    assert pair.steer_counter(pair.pin, 1) - matched0 == 2
+    assert pair.steer_counter(pair.pin, 4) - passed0 >= len(bad)
+    assert st['rx_packets'] == st['tx_packets'] == 2 and st['invalid'] == 0, st
+    assert st['spin_usec'] == 50
+
+
+def test_malformed_frames_reaching_the_forwarder_count_as_invalid(pair):
+    """The forwarder's own check, behind a catch-all program that redirects everything:
+    malformed frames are counted as invalid and dropped, never echoed."""
+    src = os.path.join(os.path.dirname(pair.bins['xdp_steer.o']), 'steer_all.c')
+    with open(src, 'w') as f:
+        f.write(STEER_ALL)
+    arch = run(['cc', '-print-multiarch']).stdout.strip()
+    run(['clang', '-O2', '-g', '-target', 'bpf', '-I/usr/include/%s' % arch, '-c', src, '-o',
+         src[:-2] + '.o'])
+    pin = '%s/kbtf1/kbtfv1-all' % PIN_ROOT
+    os.makedirs(pin)
+    pair.pins.append(pin)
+    run(['bpftool', 'prog', 'load', src[:-2] + '.o', pin + '/prog', 'type', 'xdp', 'pinmaps', pin])
+    run(['nsenter', '--net=/run/netns/kbtf1', 'bpftool', 'net', 'attach', 'xdpdrv', 'pinned',
+         pin + '/prog', 'dev', 'kbtfv1', 'overwrite'])
+    fwd = pair.start_fwd(['--iface', 'kbtfv1', '--netns', 'kbtf1', '--mode', 'echo',
+                          '--pin-dir', pin], pair.stats)
+    bad, good = _malformed_frames(pair.mac('kbtf1', 'kbtfv1'), BAD_SRC_MAC)
+    replies = _send_and_collect(pair, bad + good)
+    rc, err = pair.stop(fwd)[0::2]
+    assert rc == 0, err
+    st = read_stats(pair.stats)
+    assert sorted(r[-3:] for r in replies) == [b'ok4', b'ok6'], replies
+    assert st['rx_packets'] == len(bad) + 2 and st['invalid'] == len(bad), st
+    assert st['tx_packets'] == 2 and st['steered'] == st['tx_packets'] + st['invalid'], st
