@@ -477,3 +477,21 @@ def log_since_last_start(text, header='--- '):
         if lines[i].startswith(header):
             return lines[i + 1:]
     return lines
+
+
+def instance_names(state_dir):
+    """Names of the instances that have runtime files in ``state_dir`` (InstancePaths)."""
+    suffixes = ('.args.json', '.stats.json', '.pid', '.log')  # longest first
+    names = set()
+    try:
+        entries = os.listdir(state_dir)
+    except OSError:
+        return []
+    for entry in entries:
+        for suffix in suffixes:
+            if entry.endswith(suffix) and not entry.startswith('.'):
+                name = entry[:-len(suffix)]
+                if instance_name_error(name) is None:
+                    names.add(name)
+                break
+    return sorted(names)

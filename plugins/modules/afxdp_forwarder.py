@@ -262,6 +262,23 @@ problems:
   returned: in check mode when prerequisites are missing
   type: list
   elements: str
+instances:
+  description:
+    - Names of every instance with runtime files in O(state_dir) after the task, this one
+      included when it has any. The forwarder role stops those it does not list.
+  returned: always
+  type: list
+  elements: str
+  sample: [echo-ns1-veth0]
+restart_reasons:
+  description:
+    - Why a running forwarder with the same configuration was restarted: it could not
+      receive through the program attached now (its sockets are registered in another
+      xsks_map, it runs in a namespace that no longer carries the name) or its binary was
+      replaced.
+  returned: when a running forwarder was unhealthy
+  type: list
+  elements: str
 removed:
   description: Runtime files removed by a stop.
   returned: when state is stopped
@@ -755,6 +772,7 @@ def fail_start(module, fwd, result, action, current, why):
         result['running'] = False
     else:
         result['running'] = False
+    result['instances'] = sv.instance_names(fwd.paths.state_dir)
     module.fail_json(msg=msg, log_path=fwd.paths.log, log_tail=sv.log_tail(fwd.paths.log),
                      **result)
 
@@ -820,6 +838,7 @@ def main():
         result['removed'] = paths.existing()
         pid = None
 
+    result['instances'] = sv.instance_names(paths.state_dir)
     result['running'] = bool(pid)
     if pid:
         result['pid'] = pid
