@@ -23,6 +23,18 @@ description:
   - The effective command line is stored in C(<name>.args.json). The same configuration
     while the forwarder runs is no change; a different one restarts it; a dead process
     with a stale pidfile is started again.
+  - A running forwarder counts as healthy only when it receives through the program
+    attached now. The XSKMAP it registered its sockets in (read from its open fds) is one
+    the program attached to O(interface) uses, it runs in the namespace that now carries
+    the name O(netns), and its binary is the one on disk. An unhealthy forwarder is
+    restarted (see RV(restart_reasons)), e.g. after bpffs was remounted and the program
+    re-attached with new maps, after the namespace was re-created, or after an upgrade.
+  - Everything is checked before anything is stopped. The arguments, the binary, the
+    namespace, the interface and its queues, pins that belong to the program attached to
+    O(interface) (a O(pin_dir) of another interface's attachment is refused), and RX
+    queues already bound by another forwarder. When a restart fails after the old process
+    was stopped, the previous configuration is started again and the task fails with
+    C(changed=true), saying what runs now.
   - Starting waits (bounded by O(start_timeout)) until the forwarder's stats file reports
     C(running) (its sockets are bound). If the process dies first the task fails with the
     tail of its log and nothing is left running.
@@ -139,7 +151,9 @@ options:
     choices: [auto, process, systemd]
     default: auto
   state_dir:
-    description: Directory for the pidfile, log, stats and args files.
+    description:
+      - Directory for the pidfile, log, stats and args files. An absolute path outside
+        the kernel's pseudo file systems (C(/proc), C(/sys), C(/dev)).
     type: path
     default: /run/kbypass/forwarder
   start_timeout:
@@ -431,7 +445,7 @@ def attachment_problems(ifname, where, pin_dir, att):
     """Why the pins in ``pin_dir`` are not those of the program attached to ``ifname``.
 
     ``att`` is attachment_of()'s view: ``prog_id`` attached now (None: nothing),
-    ``xskmaps`` (XSKMAP ids that program uses), ``pinned_xskmap`` (id of the pinned
+    ``map_ids`` (the maps that program uses), ``pinned_xskmap`` (id of the pinned
     xsks_map). A pin dir of another interface's attachment would steal its traffic.
     """
     if att is None:
@@ -440,15 +454,12 @@ def attachment_problems(ifname, where, pin_dir, att):
         return ['no XDP program is attached to %s in %s, so nothing reaches the '
                 'forwarder: attach the steering program first (kbypass.xdp.xdp_attach)'
                 % (ifname, where)]
-    if not att.get('xskmaps'):
-        return ['the XDP program attached to %s in %s (id %d) uses no XSKMAP: it is not '
-                'the steering program of this collection' % (ifname, where, att['prog_id'])]
-    if att.get('pinned_xskmap') not in att['xskmaps']:
+    if att.get('pinned_xskmap') not in (att.get('map_ids') or []):
         return ['pin_dir %s belongs to another attachment: its xsks_map (map id %s) is not '
-                'the one the program attached to %s in %s uses (program id %d, xsks_map id '
-                '%s); use the pin_dir of that attachment (omit pin_dir for the default)'
+                'used by the program attached to %s in %s (program id %d, maps %s); use the '
+                'pin_dir of that attachment (omit pin_dir for the default)'
                 % (pin_dir, att.get('pinned_xskmap'), ifname, where, att['prog_id'],
-                   ','.join(str(i) for i in att['xskmaps']))]
+                   ','.join(str(i) for i in att.get('map_ids') or []) or 'none')]
     return []
 
 
@@ -467,12 +478,12 @@ def health_problems(ifname, where, att, proc):
         out.append('it runs in a network namespace that no longer carries the name of %s '
                    '(the namespace was deleted or re-created)' % where)
     held = proc.get('xskmaps')
-    if att.get('xskmaps') and held is not None and not set(held) & set(att['xskmaps']):
+    if att.get('map_ids') and held is not None and not set(held) & set(att['map_ids']):
         out.append('its sockets are registered in xsks_map id %s, but the program attached '
                    'to %s in %s now uses xsks_map id %s (re-attached with new maps, e.g. '
                    'after bpffs was remounted)'
                    % (','.join(str(i) for i in held) or 'none', ifname, where,
-                      ','.join(str(i) for i in att['xskmaps'])))
+                      att.get('pinned_xskmap')))
     return out
 
 
@@ -621,18 +632,14 @@ class Forwarder(object):
         try:
             link = _xdp.query(p['interface'], p.get('netns'))
             prog_id = (link or {}).get('xdp', {}).get('prog_id')
-            xskmaps = []
-            if prog_id:
-                for map_id in _bpf.prog_info_by_id(prog_id)['map_ids']:
-                    if _bpf.map_info_by_id(map_id)['type'] == 'xskmap':
-                        xskmaps.append(map_id)
+            map_ids = _bpf.prog_info_by_id(prog_id)['map_ids'] if prog_id else []
             pinned = _bpf.pinned_map_info(os.path.join(effective_pin_dir(p), 'xsks_map'))
             ns = _netns.netns_path(p['netns']) if p.get('netns') else '/proc/1/ns/net'
             st = os.stat(ns)
         except (_xdp.XdpError, OSError) as e:
             self.module.warn('cannot read the XDP attachment of %s: %s' % (p['interface'], e))
             return None
-        return {'prog_id': prog_id, 'xskmaps': xskmaps,
+        return {'prog_id': prog_id, 'map_ids': map_ids,
                 'pinned_xskmap': (pinned or {}).get('id'), 'netns': (st.st_dev, st.st_ino)}
 
     def other_forwarders(self):

@@ -21,6 +21,9 @@ description:
     changes nothing.
   - All arguments are validated before anything is touched; on bad input the module fails
     with a message saying what to fix and changes nothing.
+  - When the kernel refuses a step after others were applied, what this call created
+    (namespaces, veth pairs) is removed again, and the task fails with C(changed=true)
+    only for changes to pre-existing objects that stay, listed in RV(actions).
 author:
   - kbypass.xdp developers (@kbypass)
 requirements:
@@ -57,7 +60,9 @@ options:
     default: []
     suboptions:
       name:
-        description: Interface name of this end (at most 15 characters, no C(/)).
+        description:
+          - Interface name of this end, checked as the kernel does - at most 15 bytes (not
+            characters), no C(/), C(:), C(%), whitespace or control characters.
         type: str
         required: true
       netns:
@@ -68,6 +73,8 @@ options:
           - IPv4/IPv6 addresses in CIDR notation (C(198.18.0.10/24), C(2001:2::10/64)).
           - The list is exclusive; addresses not listed are removed, except IPv6 link-local ones.
           - Omit to leave the addresses alone.
+          - IPv4-mapped IPv6, multicast and unspecified addresses are refused; so are IPv6
+            addresses on an end whose O(links[].mtu) is below 1280 (the IPv6 minimum).
         type: list
         elements: str
       mtu:

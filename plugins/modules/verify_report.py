@@ -18,6 +18,10 @@ description:
   - "Meant to run on the controller (C(delegate_to: localhost))."
   - The module itself never fails on a disagreement; it returns C(ok) and C(msg) so the caller
     can write the report first and fail afterwards.
+  - The verdict is PASS only with evidence. Every required counter is present (at least one
+    matching burst with the packets requested, the generator's sent and received, the steering
+    program's counters before and after, the forwarder's RX and TX) and agrees. Missing evidence,
+    or a measurement that failed, is FAIL with the reason.
 author:
   - kbypass.xdp developers (@kbypass)
 attributes:
@@ -31,7 +35,9 @@ attributes:
     description: Reports are run artefacts; no diff is returned.
 options:
   host:
-    description: Name of the host the measurement belongs to (used in file names).
+    description:
+      - Name of the host the measurement belongs to (used in file names, where every
+        character other than letters, digits, C(.), C(_) and C(-) becomes C(_)).
     type: str
     required: true
   data:
@@ -39,7 +45,7 @@ options:
     type: dict
     required: true
   report_dir:
-    description: Directory for the report files; created if missing.
+    description: Directory for the report files; created if missing. An absolute path.
     type: path
     required: true
   mode:

@@ -6,8 +6,10 @@ Every test uses its own namespace and link names (prefix ``kbt``) and cleans up 
 fixtures' finalizers, so a failing test leaves nothing behind and a user's ``ns1``/
 ``ns2`` bed is never touched.
 """
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -74,6 +76,16 @@ def make_veth_pair(ns_a, if_a, ns_b, if_b):
         'netns', ns_b])
     sh(['ip', '-n', ns_a, 'link', 'set', if_a, 'up'])
     sh(['ip', '-n', ns_b, 'link', 'set', if_b, 'up'])
+
+
+def copy_build(src, dst):
+    """Copy the C sources and Makefile of ``src`` to a fresh ``dst`` and build there
+    (never in files/, which other builds use); returns ``dst``."""
+    os.makedirs(dst)
+    for f in glob.glob(os.path.join(src, '*.[ch]')) + [os.path.join(src, 'Makefile')]:
+        shutil.copy(f, dst)
+    subprocess.run(['make', '-C', dst], check=True, capture_output=True, timeout=300)
+    return dst
 
 
 def netns_list():

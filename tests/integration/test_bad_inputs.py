@@ -12,7 +12,7 @@ All cases of a module run as the tasks of one playbook (``ignore_errors``), the 
 playbooks in parallel, so the table costs a few Ansible start-ups, not one per case.
 A snapshot of what the modules could touch is taken before and after the whole batch.
 The machine is shared by other users while this runs, so the snapshot covers only names
-with this suite's prefix (``kbr``), which every case uses, plus the sysctls and XDP
+with the cases' prefixes (``kbr``, ``kbo``), which every case uses, plus the sysctls and XDP
 programs the modules can change globally.
 
 docs/bad-inputs.md is generated from the case files:
@@ -33,6 +33,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CASES_DIR = os.path.join(HERE, 'bad_inputs')
 DOC = os.path.join(ROOT, 'docs', 'bad-inputs.md')
 PREFIX = 'kbr'
+# Every case names what it would touch with one of these prefixes (kbr: this suite's
+# helper, kbo: the cases of xdp_attach, host_tune, nic_tune and traffic_probe).
+PREFIXES = (PREFIX, 'kbo')
 MIN_CASES = 15
 
 # Python's own renderings of exceptions: a message with one of these was not written for
@@ -121,7 +124,7 @@ def _run(cmd):
 
 
 def _ours(text):
-    return PREFIX in text
+    return any(p in text for p in PREFIXES)
 
 
 def snapshot():
@@ -150,11 +153,12 @@ def snapshot():
     tree = []
     for base in ('/sys/fs/bpf/kbypass', '/run/kbypass', '/tmp'):
         for dirpath, dirnames, filenames in os.walk(base) if os.path.isdir(base) else []:
-            if base == '/tmp':
-                dirnames[:] = [d for d in dirnames if d.startswith(PREFIX + '-bad')]
+            if dirpath == '/tmp':  # only what cases name there, not other users' files
+                dirnames[:] = [d for d in dirnames if d.startswith(PREFIXES)]
+                filenames = [f for f in filenames if f.startswith(PREFIXES)]
             for name in dirnames + filenames:
                 path = os.path.join(dirpath, name)
-                if _ours(path) and (base != '/tmp' or PREFIX + '-bad' in path):
+                if _ours(path):
                     tree.append(path)
     snap['files'] = sorted(tree)
     procs = []

@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import BIN, ROOT, _env, run_module, sh
+from conftest import BIN, ROOT, _env, copy_build, run_module, sh
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
@@ -40,14 +40,6 @@ PORT = 4242
 N = 200
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XDP, AF_XDP)')
-
-
-def _copy_build(src, dst):
-    os.makedirs(dst)
-    for f in glob.glob(os.path.join(src, '*.[ch]')) + [os.path.join(src, 'Makefile')]:
-        shutil.copy(f, dst)
-    subprocess.run(['make', '-C', dst], check=True, capture_output=True, timeout=300)
-    return dst
 
 
 def _ours():
@@ -92,8 +84,8 @@ def _detach_all(bed):
 @pytest.fixture(scope='module')
 def bed(tmp_path_factory):
     build = tmp_path_factory.mktemp('kbr_build')
-    bpf = _copy_build(os.path.join(ROOT, 'files', 'bpf'), str(build / 'bpf'))
-    fwd = _copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(build / 'forwarder'))
+    bpf = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(build / 'bpf'))
+    fwd = copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(build / 'forwarder'))
     b = {'obj': os.path.join(bpf, 'xdp_steer.o'), 'fwd_src': os.path.join(fwd, 'kbypass-fwd'),
          'gen': os.path.join(fwd, 'kbypass-gen'), 'bin': str(build / 'bin')}
     os.makedirs(b['bin'])

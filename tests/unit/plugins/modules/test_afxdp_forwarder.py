@@ -428,7 +428,7 @@ def test_main_systemd_requested_without_systemd_fails_clearly(bench, capsys, mon
 
 
 # ------------------------------------------------------------------ #17 items 1, 3, 10: health
-ATT = {'prog_id': 40, 'xskmaps': [7], 'pinned_xskmap': 7, 'netns': (4, 1000)}
+ATT = {'prog_id': 40, 'map_ids': [5, 6, 7], 'pinned_xskmap': 7, 'netns': (4, 1000)}
 PROC_OK = {'xskmaps': [7], 'netns': (4, 1000), 'exe_replaced': False}
 
 
@@ -455,7 +455,7 @@ def test_unhealthy_running_forwarder_is_restarted_even_with_the_same_argv():
 
 @pytest.mark.parametrize('att,needle', [
     (dict(ATT, prog_id=None), 'no XDP program is attached to veth0'),
-    (dict(ATT, xskmaps=[]), 'uses no XSKMAP'),
+    (dict(ATT, map_ids=[]), 'maps none'),
     (dict(ATT, pinned_xskmap=9), 'pin_dir /p belongs to another attachment: its xsks_map '
                                  '(map id 9)'),
 ])

@@ -75,6 +75,16 @@ def test_link_namespaces_are_implied():
     assert d['namespaces'] == {'x': 'present'}
 
 
+def seed_with(path, value):
+    """SEED with ``links[0]<path>`` set to ``value``."""
+    a = copy.deepcopy(SEED)
+    target = a['links'][0]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return a
+
+
 @pytest.mark.parametrize('path, value, expect', [
     (('name',), 'sixteen_chars_xx', 'at most 15'),
     (('peer', 'name'), 'a/b', '"/"'),
@@ -89,12 +99,7 @@ def test_link_namespaces_are_implied():
     (('peer', 'name'), 'veth0', None),  # same name, other namespace: allowed
 ])
 def test_normalise_errors(path, value, expect):
-    a = copy.deepcopy(SEED)
-    target = a['links'][0]
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    errors = m.normalise(a)[1]
+    errors = m.normalise(seed_with(path, value))[1]
     if expect is None:
         assert errors == []
     else:
@@ -316,12 +321,7 @@ def test_main_converged_unchanged(monkeypatch, capsys):
     (('mtu',), 68, 'below 1280, the IPv6 minimum'),
 ])
 def test_normalise_refuses_what_the_kernel_would(path, value, expect):
-    a = copy.deepcopy(SEED)
-    target = a['links'][0]
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    errors = m.normalise(a)[1]
+    errors = m.normalise(seed_with(path, value))[1]
     assert errors and any(expect in e for e in errors), errors
 
 
