@@ -244,8 +244,8 @@ def usable(data):
         bursts = []
     bad = [i for i, b in enumerate(bursts or []) if not isinstance(b, dict)]
     if bad:
-        problems.append('matching[%s] %s not a mapping' % (','.join(str(i) for i in bad),
-                                                          'is' if len(bad) == 1 else 'are'))
+        which = ','.join(str(i) for i in bad)
+        problems.append('matching[%s] %s not a mapping' % (which, 'is' if len(bad) == 1 else 'are'))
     clean['matching'] = [b for b in bursts or [] if isinstance(b, dict)]
     return clean, problems
 

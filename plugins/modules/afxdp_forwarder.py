@@ -286,7 +286,7 @@ instances:
   sample: [echo-ns1-veth0]
 restart_reasons:
   description:
-    - Why a running forwarder with the same configuration was restarted: it could not
+    - Why a running forwarder with the same configuration was restarted. It could not
       receive through the program attached now (its sockets are registered in another
       xsks_map, it runs in a namespace that no longer carries the name) or its binary was
       replaced.
@@ -698,8 +698,8 @@ class Forwarder(object):
                 os.makedirs(self.paths.state_dir, 0o755)
             sv.remove_files([self.paths.stats])
         except OSError as e:
-            return None, None, 'cannot use state_dir %s: %s' % (self.paths.state_dir,
-                                                                 e.strerror or e)
+            return None, None, ('cannot use state_dir %s: %s'
+                                % (self.paths.state_dir, e.strerror or e))
         popen = None
         if self.unit is not None:
             try:
@@ -820,7 +820,7 @@ def main():
     action = compute_plan(p['state'], status, current, desired, unhealthy)
     if unhealthy:
         result['restart_reasons'] = unhealthy
-        module.warn('forwarder %s (pid %d) is restarted: %s' % (p['name'], pid, '; '.join(unhealthy)))
+        module.warn('forwarder %s (pid %s) is restarted: %s' % (p['name'], pid, '; '.join(unhealthy)))
     result['operation'] = action
     result['changed'] = action != 'none'
 
