@@ -179,6 +179,8 @@ requirements:
   - the C(kbypass-fwd) binary (role C(kbypass.xdp.forwarder) builds it)
   - a steering program attached with pinned C(xsks_map) (M(kbypass.xdp.xdp_attach))
   - C(ip) from iproute2 (to read the RX queues of an interface in a namespace)
+  - pyroute2 (reads the program attached to the interface; the kbypass.xdp.toolchain role
+    installs it in C(/opt/kbypass/venv) and the module re-runs itself under that interpreter)
 notes:
   - In check mode, missing prerequisites (binary, namespace, interface, pins) only warn,
     because the tasks that create them did not run for real either.
@@ -314,6 +316,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     state_dir_error,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _fwdopts, _netns, _xdp
+from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
 UNIT_TEMPLATE = 'kbypass-fwd'
@@ -795,6 +798,8 @@ def main():
     errors = validate_params(p, sv.online_cpus())
     if errors:
         module.fail_json(msg='invalid arguments: ' + '; '.join(errors), errors=errors)
+    if p['state'] != 'stopped':
+        require_pyroute2(module)  # reads the XDP attachment (health, owner of the pins)
 
     fwd = Forwarder(module)
     paths = fwd.paths
