@@ -50,6 +50,13 @@ options:
     description: Render the PNG plot (skipped with a warning when matplotlib is missing).
     type: bool
     default: true
+  ovs:
+    description:
+      - The registered result of M(kbypass.xdp.ovs_probe). Adds the Open vSwitch section
+        to the report and its checks to the verdict.
+      - With an empty O(data) the report holds the Open vSwitch section only.
+    type: dict
+    version_added: "0.3.0"
 '''
 
 EXAMPLES = r'''
@@ -101,6 +108,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kbypass.xdp.plugins.module_utils import _ovs
 from ansible_collections.kbypass.xdp.plugins.module_utils._report import (
     evaluate,
     render_json,
@@ -161,6 +169,22 @@ def render_plot(host, data):
     return buf.getvalue()
 
 
+def with_ovs(host, data, verdict, ovs, plot_name):
+    """(markdown, data, verdict) with the Open vSwitch section and checks folded in."""
+    if not ovs:
+        return render_markdown(host, data, verdict, plot_name), data, verdict
+    ovs_verdict = _ovs.judge_ovs(ovs)
+    verdict = _ovs.merge_verdict(verdict, ovs_verdict)
+    section = _ovs.render_ovs_markdown(ovs, ovs_verdict)
+    if not data:  # an OVS-only run: no XDP path measured
+        head = ['# kbypass.xdp verify — %s' % host, '', '**Verdict: %s**%s' % (
+            'PASS' if verdict['ok'] else 'FAIL',
+            '' if verdict['ok'] else ' — ' + verdict['failures'][0]), '']
+        return '\n'.join(head) + '\n' + section, dict(ovs=ovs), verdict
+    return (render_markdown(host, data, verdict, plot_name) + '\n' + section,
+            dict(data, ovs=ovs), verdict)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -169,6 +193,7 @@ def main():
             report_dir=dict(type='path', required=True),
             mode=dict(type='str', choices=['echo', 'rxdrop', 'l2fwd', 'kernel']),
             plot=dict(type='bool', default=True),
+            ovs=dict(type='dict'),
         ),
         supports_check_mode=True,
     )
@@ -192,7 +217,11 @@ def main():
             files['png'] = base + '.png'
             content['png'] = png
     plot_name = os.path.basename(files['png']) if 'png' in files else None
-    content['markdown'] = (render_markdown(host, data, verdict, plot_name) + '\n').encode()
+    markdown, data, verdict = with_ovs(host, data, verdict, module.params['ovs'], plot_name)
+    if module.params['ovs']:
+        summary = (summary_lines(host, data, verdict) if module.params['data'] else []) + [
+            _ovs.summary_line(host, module.params['ovs'], verdict['ovs'])]
+    content['markdown'] = (markdown + '\n').encode()
     content['json'] = render_json(host, data, verdict).encode()
     stale = [k for k in content if _differs(files[k], content[k])]
     if stale and not module.check_mode:
