@@ -295,8 +295,15 @@ def main():
     )
     p = module.params
     p['vswitch_other_config'] = _ovs.ovs_map(p['vswitch_other_config'])
+    absent = p['state'] == 'absent'
+    if absent and not module.get_bin_path('ovs-vsctl'):
+        module.exit_json(changed=False, commands=[], flows_diff=[], ovs_version=None,
+                         msg='Open vSwitch is not installed: no bridge to delete')
     try:
         cli = _ovs.OvsCli(module, p['timeout'])
+        if absent and not cli.answers():
+            module.exit_json(changed=False, commands=[], flows_diff=[], ovs_version=None,
+                             msg='Open vSwitch does not run: no bridge to delete')
         if not cli.answers():
             module.fail_json(msg='Open vSwitch does not answer (ovsdb-server not running?): '
                                  'start it with kbypass.xdp.ovs_service or the kbypass.xdp.ovs '
