@@ -15,11 +15,12 @@ native mode, two flows crossing them, PMD on --box-cpu), a Linux bridge kbovsblb
 kbypass-fwd --mode l2fwd on both ends (steering programs pinned under
 /sys/fs/bpf/kbypass/init_net/kbovsbp*; forwarder on --box-cpu).
 
-kbypass-gen --engine afxdp in kbovsb1 (replies through its own steering program) sends
-64-byte UDP to kbypass-udpecho in kbovsb3 (kernel, the same far end for every box).
-Neighbours are static, so the l2fwd box (which forwards UDP only) needs no ARP.
-Per box and repetition: max offered load (echoes received per second = forwarding rate
-of both directions) and a fixed low rate (RTT p50/p99). Medians over --reps, boxes
+kbypass-gen --engine afxdp in kbovsb1 sends 64-byte UDP to kbypass-udpecho in kbovsb3
+(kernel, the same far end for every box). Neighbours are static, so the l2fwd box (which
+forwards UDP only) needs no ARP. Per box and repetition: the forwarding rate at max
+offered load (packets the far end counted per second, udpecho --mode drop) and the RTT
+through the box and back at a fixed low rate (udpecho --mode echo, replies to the
+generator's own AF_XDP socket). Medians over --reps, boxes
 interleaved per repetition so background load hits them alike. Output: a table and
 reports/ovs-bench-<timestamp>.json.
 """
@@ -177,26 +178,37 @@ class OvsBench(bench.Bench):
         cmd = [self.bins['kbypass-gen'], '--netns', NS_GEN, '--iface', IF_GEN, '--dst', IP_FAR,
                '--dst-mac', self.mac_far, '--engine', 'afxdp', '--size', str(self.opts.size),
                '--count', '50000000', '--duration', str(duration), '--rate', str(int(rate)),
-               '--cpu', str(self.gen_cpu), '--json', '--reply-timeout', '500',
-               '--replies', '--pin-dir', self.pin_gen]
+               '--cpu', str(self.gen_cpu), '--json', '--reply-timeout', '500']
+        if replies:
+            cmd += ['--replies', '--pin-dir', self.pin_gen]
         return json.loads(sh(cmd, timeout=duration + 60).stdout)
 
-    def measure(self, box):
-        echo = self.start([self.bins['kbypass-udpecho'], '--netns', NS_FAR, '--port',
-                           str(bench.PORT), '--mode', 'echo', '--cpu', str(self.gen_cpu),
+    def far_end(self, mode):
+        proc = self.start([self.bins['kbypass-udpecho'], '--netns', NS_FAR, '--port',
+                           str(bench.PORT), '--mode', mode, '--cpu', str(self.gen_cpu),
                            '--duration', '120'])
         time.sleep(0.3)
+        return proc
+
+    def measure(self, box):
+        """Forwarding rate (one way, counted by the far end) at max offered load, then
+        RTT through the box and back at a fixed low rate."""
+        sink = self.far_end('drop')
         try:
-            peak = self.gen(self.opts.duration)
+            peak = self.gen(self.opts.duration, replies=False)
+        finally:
+            delivered = json.loads(self.stop(sink))['packets']
+        echo = self.far_end('echo')
+        try:
             low = self.gen(2, rate=self.opts.rtt_rate)
         finally:
             self.stop(echo)
-        res = {'box': box, 'fwd_pps': round(peak['rx_pps'] or 0), 'offered_pps':
-               round(peak['tx_pps']), 'sent': peak['sent'], 'received': peak['received'],
-               'rtt_p50_us': (low['rtt_us'] or {}).get('p50'),
+        res = {'box': box, 'fwd_pps': round(delivered / (peak['duration_s'] or 1e-9)),
+               'offered_pps': round(peak['tx_pps']), 'sent': peak['sent'],
+               'delivered': delivered, 'rtt_p50_us': (low['rtt_us'] or {}).get('p50'),
                'rtt_p99_us': (low['rtt_us'] or {}).get('p99'),
-               'low_rate_lost': low['lost']}
-        log('%-14s echoes %8d pps (offered %d), rtt p50 %s us p99 %s us at %d pps' % (
+               'rtt_burst_lost': low['lost']}
+        log('%-14s forwards %8d pps (offered %d), rtt p50 %s us p99 %s us at %d pps' % (
             box, res['fwd_pps'], res['offered_pps'], res['rtt_p50_us'], res['rtt_p99_us'],
             self.opts.rtt_rate))
         return res
@@ -248,7 +260,7 @@ def main(argv=None):
     finally:
         b.teardown()
     summary = summarize(runs)
-    print('%-14s %12s %10s %12s %12s' % ('box', 'echoes pps', 'vs bridge', 'RTT p50 us',
+    print('%-14s %12s %10s %12s %12s' % ('box', 'fwd pps', 'vs bridge', 'RTT p50 us',
                                          'RTT p99 us'))
     for row in summary:
         print('%-14s %12d %10s %12.1f %12.1f' % (row['box'], row['fwd_pps'],

@@ -251,6 +251,10 @@ def main():
                     svc.stop(manager)
                 result['removed'] = sv.remove_files((marker or {}).get('created') or [])
                 sv.remove_files([svc.marker])
+                try:
+                    os.rmdir(module.params['state_dir'])  # only when empty
+                except OSError:
+                    pass
     if module._diff:
         result['diff'] = {'before': {'running': running},
                           'after': {'running': result['running']}}
