@@ -229,7 +229,7 @@ def summarize(runs):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     ap.add_argument('--duration', type=int, default=3, help='seconds per max-rate burst')
     ap.add_argument('--rtt-rate', type=int, default=20000, help='pps of the RTT burst')
     ap.add_argument('--reps', type=int, default=3)
@@ -242,7 +242,8 @@ def main(argv=None):
         sys.exit('ovs_bench.py needs root')
     if not shutil.which('ovs-vsctl') or not os.path.exists(OVS_CTL):
         sys.exit('Open vSwitch is not installed (run the kbypass.xdp.ovs role first)')
-    if subprocess.run(['ovs-vsctl', '--timeout=1', 'show'], capture_output=True).returncode == 0:
+    if subprocess.run(['ovs-vsctl', '--timeout=1', 'show'], capture_output=True,
+                      check=False).returncode == 0:
         sys.exit('Open vSwitch runs already: stop it first (this script starts its own)')
     b = OvsBench(opts)
     runs, dpctl = [], None

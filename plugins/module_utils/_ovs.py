@@ -19,7 +19,6 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     PIN_ROOT,
     ROOT_NS_LABEL,
     format_cpulist,
-    parse_cpulist,
 )
 
 XDP_MODES = ('best-effort', 'native-with-zerocopy', 'native', 'generic')
@@ -100,8 +99,8 @@ def config_view(state):
         return {}
     ports = {}
     for name, port in sorted(state['ports'].items()):
-        ports[name] = dict((k, port.get(k)) for k in ('type', 'options', 'other_config',
-                                                       'ofport_request'))
+        keys = ('type', 'options', 'other_config', 'ofport_request')
+        ports[name] = dict((k, port.get(k)) for k in keys)
     view = {'datapath_type': state['datapath_type'], 'ports': ports}
     if state.get('flows') is not None:
         view['flows'] = state['flows']
@@ -599,17 +598,17 @@ def render_ovs_markdown(data, ovs_verdict):
            '| generator sent / echoed by far end / replies | %s / %s / %s |' % (
                _fmt(gen.get('sent')), _fmt((data.get('echo') or {}).get('packets')),
                _fmt(gen.get('received'))),
-           '| afxdp port RX / TX (delta) | %s / %s |' % (_fmt(d.get('afxdp_rx')),
-                                                       _fmt(d.get('afxdp_tx'))),
-           '| second port RX / TX (delta) | %s / %s |' % (_fmt(d.get('far_rx')),
-                                                        _fmt(d.get('far_tx'))),
+           '| afxdp port RX / TX (delta) | %s / %s |' % (
+               _fmt(d.get('afxdp_rx')), _fmt(d.get('afxdp_tx'))),
+           '| second port RX / TX (delta) | %s / %s |' % (
+               _fmt(d.get('far_rx')), _fmt(d.get('far_tx'))),
            '| PMD packets received (delta) | %s |' % _fmt(d.get('pmd_rx')),
            '| RTT p50 / p99 / max (µs) | %s / %s / %s |' % (
                _fmt(rtt.get('p50'), 1), _fmt(rtt.get('p99'), 1), _fmt(rtt.get('max'), 1)),
-           '| ARP for %s after flush | %s (%s) |' % (arp.get('address'), arp.get('state'),
-                                                    arp.get('lladdr') or 'no lladdr'),
-           '| ping through the bridge | %s of %s replies |' % (ping.get('received'),
-                                                              ping.get('sent')),
+           '| ARP for %s after flush | %s (%s) |' % (
+               arp.get('address'), arp.get('state'), arp.get('lladdr') or 'no lladdr'),
+           '| ping through the bridge | %s of %s replies |' % (
+               ping.get('received'), ping.get('sent')),
            '']
     for msg in ovs_verdict['failures']:
         out.append('- %s' % msg)
@@ -722,4 +721,3 @@ def read_forwarder_argvs(state_dir='/run/kbypass/forwarder'):
         except (OSError, ValueError, AttributeError):
             continue
     return out
-

@@ -64,6 +64,7 @@ options:
   xdp_mode:
     description: The xdp-mode configured on the afxdp port (judged against dpctl/show).
     type: str
+    choices: [best-effort, native-with-zerocopy, native, generic]
     default: best-effort
   port:
     description: UDP port of the echo.
@@ -149,12 +150,13 @@ ping:
 '''
 
 import json
+import os
 import re
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils import _netns, _ovs
+from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
 _PING_RE = re.compile(r'(\d+) packets transmitted, (\d+) (?:packets )?received')
 
@@ -203,10 +205,10 @@ def snapshot(cli, bridge):
 def burst(module, p):
     """UDP burst with replies from the traffic namespace, echoed in the far namespace."""
     window = p['count'] / float(max(p['rate'], 1)) + p['reply_timeout_ms'] / 1000.0
-    echo = subprocess.Popen(
-        [p['echo'], '--netns', p['far_netns'], '--port', str(p['port']), '--mode', 'echo',
-         '--duration', str(int(window + 15))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = os.path.join(module.tmpdir, 'kbypass-udpecho.log')
+    # bounded by its own --duration too, should this module die before stopping it
+    echo = sv.spawn_detached([p['echo'], '--netns', p['far_netns'], '--port', str(p['port']),
+                              '--mode', 'echo', '--duration', str(int(window + 15))], log)
     try:
         wait_listening(p, echo)
         argv = ['timeout', str(int(window * 3 + 10)), p['generator'], '--netns',
@@ -220,11 +222,10 @@ def burst(module, p):
             module.fail_json(msg='kbypass-gen toward %s failed (rc=%s): %s'
                              % (p['far_address'], rc, (err or out).strip()))
     finally:
-        if echo.poll() is None:
-            echo.terminate()
-        out, err = echo.communicate(timeout=10)
-    return gen, last_json(out.decode('utf-8', 'replace')) or {
-        'error': err.decode('utf-8', 'replace').strip()}
+        sv.terminate(echo.pid, None, popen=echo)
+    with open(log) as fh:
+        text = fh.read()
+    return gen, last_json(text) or {'error': text.strip()[-500:]}
 
 
 def wait_listening(p, echo, timeout=5.0):

@@ -18,7 +18,7 @@ description:
     files did not exist before (database, system id). O(state=stopped) stops only daemons
     this module started (unless O(force)) and removes those files again, so nothing of ours
     stays behind. Daemons someone else started are left alone.
-  - PMD threads of the userspace datapath spin a CPU core: stop the daemons when done.
+  - PMD threads of the userspace datapath spin a CPU core, so stop the daemons when done.
 author:
   - kbypass.xdp developers (@kbypass)
 attributes:
@@ -76,6 +76,13 @@ options:
     default: false
   force:
     description: With O(state=stopped), also stop daemons this module did not start.
+    type: bool
+    default: false
+  adopt:
+    description:
+      - With O(state=started), count daemons that already run as started by this module,
+        so O(state=stopped) stops them. For a package installation that has just started
+        them itself (Debian's postinst on a systemd host).
     type: bool
     default: false
 '''
@@ -213,6 +220,7 @@ def main():
             timeout=dict(type='int', default=30),
             mlockall=dict(type='bool', default=False),
             force=dict(type='bool', default=False),
+            adopt=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -223,6 +231,12 @@ def main():
     if module.params['state'] == 'started':
         manager = (marker or {}).get('manager') or svc.choose_manager()
         result['manager'] = manager
+        if running and not marker and module.params['adopt']:
+            result.update(changed=True, ours=True)
+            if not module.check_mode:
+                os.makedirs(module.params['state_dir'], exist_ok=True)
+                sv.write_json_atomic(svc.marker, {'manager': manager, 'created': [],
+                                                  'started_at': time.time()})
         if not running:
             if not module.get_bin_path('ovs-vsctl') or not module.get_bin_path('ovs-vswitchd'):
                 module.fail_json(msg=OVS_MISSING)

@@ -90,8 +90,8 @@ def test_bridge_state_describes_ports_without_the_internal_one():
         'other_config': {'pmd-rxq-affinity': '0:1'}, 'ofport_request': 1, 'ofport': 1,
         'error': None}
     assert state['ports']['kbovsv2']['error'].startswith('could not add')
-    assert _ovs.bridge_state([], [], [], 'nope') == {'exists': False, 'datapath_type': None,
-                                                      'ports': {}}
+    missing = {'exists': False, 'datapath_type': None, 'ports': {}}
+    assert _ovs.bridge_state([], [], [], 'nope') == missing
 
 
 # --- the plan ----------------------------------------------------------------------------
@@ -202,8 +202,8 @@ def test_coexistence_refuses_our_program_another_program_and_a_forwarder():
     assert 'kbypass steering program' in _ovs.xdp_owner_errors('v0', None, True, [])[0]
     assert 'already has XDP program xdp_other (id 9)' in _ovs.xdp_owner_errors(
         'v0', {'id': 9, 'name': 'xdp_other'}, False, [])[0]
-    assert 'forwarder instance(s) echo-1' in _ovs.xdp_owner_errors('v0', None, False,
-                                                                     ['echo-1'])[0]
+    fwd_errors = _ovs.xdp_owner_errors('v0', None, False, ['echo-1'])
+    assert 'forwarder instance(s) echo-1' in fwd_errors[0]
     assert _ovs.xdp_owner_errors('v0', None, False, []) == []
     argvs = {'a': ['kbypass-fwd', '--iface', 'v0'], 'b': ['kbypass-fwd', '--iface', 'v0',
                                                           '--netns', 'ns1'],
