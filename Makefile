@@ -17,7 +17,7 @@ PLAYBOOK := $(BIN)/ansible-playbook -i inventory/local
 ARGS ?=
 
 .PHONY: help run teardown verify facts tune bench test unit integration sanity lint molecule \
-        artifact sanity-next docs ee fleet \
+        artifact sanity-next docs ee fleet molecule-ovs ovs-bench \
         toolchain setup clean-venv
 
 help:
@@ -27,6 +27,8 @@ help:
 	@echo "make verify | facts | tune | bench"
 	@echo "make docs      - HTML docs of every module and role (docs/build/site/build/html)"
 	@echo "make artifact | sanity-next | ee - parts of make test (tarball run, ansible-core 2.20, EE)"
+	@echo "make molecule-ovs - the Open vSwitch afxdp scenario (part of make test)"
+	@echo "make ovs-bench - OVS-afxdp vs Linux bridge vs kbypass-fwd l2fwd (rate, RTT)"
 
 # --- set-up -----------------------------------------------------------------------
 $(STAMP): requirements.txt test-requirements.txt constraints.txt
@@ -91,9 +93,14 @@ tune: setup
 bench: toolchain
 	$(BIN)/python hack/bench.py $(ARGS)
 
+# Needs Open vSwitch installed (the ovs role) and not running; starts and stops its own.
+ovs-bench: toolchain
+	$(BIN)/python hack/ovs_bench.py $(ARGS)
+
 # --- tests --------------------------------------------------------------------------
 test: toolchain
-	$(MAKE) --no-print-directory unit integration sanity lint sanity-next ee molecule artifact
+	$(MAKE) --no-print-directory unit integration sanity lint sanity-next ee molecule molecule-ovs \
+	  artifact
 
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
@@ -112,6 +119,10 @@ lint: setup
 
 molecule: setup
 	$(BIN)/molecule test -s default
+
+# Open vSwitch userspace bridge with afxdp ports (kbovs* names); stops its daemons after.
+molecule-ovs: setup
+	$(BIN)/molecule test -s ovs
 
 # HTML docs of every module and role: docs/build/site/build/html/index.html
 docs: setup

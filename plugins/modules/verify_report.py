@@ -56,6 +56,13 @@ options:
     description: Render the PNG plot (skipped with a warning when matplotlib is missing).
     type: bool
     default: true
+  ovs:
+    description:
+      - The registered result of M(kbypass.xdp.ovs_probe). Adds the Open vSwitch section
+        to the report and its checks to the verdict.
+      - With an empty O(data) the report holds the Open vSwitch section only.
+    type: dict
+    version_added: "0.3.0"
 '''
 
 EXAMPLES = r'''
@@ -108,6 +115,7 @@ import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kbypass.xdp.plugins.module_utils import _ovs
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import state_dir_error
 from ansible_collections.kbypass.xdp.plugins.module_utils._report import (
     evaluate,
@@ -177,20 +185,39 @@ def render_plot(host, data):
     return buf.getvalue()
 
 
-def render_all(host, raw, mode, base, plot):
+def render_all(host, raw, mode, base, plot, ovs=None):
     """(verdict, summary, files, content): everything a run would write, rendered first
-    so that check mode predicts exactly what a real run writes."""
+    so that check mode predicts exactly what a real run writes. With ``ovs`` (the result
+    of kbypass.xdp.ovs_probe) the Open vSwitch section and its checks are folded in; with
+    ``ovs`` and empty ``raw`` the run measured OVS only, and only OVS is judged."""
     data, _problems = usable(raw)  # evaluate() reports the problems
-    verdict = evaluate(raw, mode)
-    summary = summary_lines(host, data, verdict)
+    ovs_only = bool(ovs) and not raw
+    verdict = {'ok': True, 'failures': []} if ovs_only else evaluate(raw, mode)
     files = {'markdown': base + '.md', 'json': base + '.json'}
     content = {}
-    png = render_plot(host, data) if plot else None
+    png = render_plot(host, data) if plot and not ovs_only else None
     if png:
         files['png'] = base + '.png'
         content['png'] = png
     plot_name = os.path.basename(files['png']) if 'png' in files else None
-    content['markdown'] = (render_markdown(host, data, verdict, plot_name) + '\n').encode()
+    if not ovs:
+        markdown = render_markdown(host, data, verdict, plot_name)
+        summary = summary_lines(host, data, verdict)
+    else:
+        ovs_verdict = _ovs.judge_ovs(ovs)
+        verdict = _ovs.merge_verdict(verdict, ovs_verdict)
+        section = _ovs.render_ovs_markdown(ovs, ovs_verdict)
+        if ovs_only:
+            markdown = '\n'.join(['# kbypass.xdp verify — %s' % host, '', '**Verdict: %s**%s' % (
+                'PASS' if verdict['ok'] else 'FAIL',
+                '' if verdict['ok'] else ' — ' + verdict['failures'][0]), '', section])
+            summary = []
+        else:
+            markdown = render_markdown(host, data, verdict, plot_name) + '\n' + section
+            summary = summary_lines(host, data, verdict)
+        summary.append(_ovs.summary_line(host, ovs, ovs_verdict))
+        data = dict(data, ovs=ovs)
+    content['markdown'] = (markdown + '\n').encode()
     content['json'] = render_json(host, data, verdict).encode()
     return verdict, summary, files, content
 
@@ -203,6 +230,7 @@ def main():
             report_dir=dict(type='path', required=True),
             mode=dict(type='str', choices=['echo', 'rxdrop', 'l2fwd', 'kernel']),
             plot=dict(type='bool', default=True),
+            ovs=dict(type='dict'),
         ),
         supports_check_mode=True,
     )
@@ -220,7 +248,7 @@ def main():
     try:
         verdict, summary, files, content = render_all(
             host, module.params['data'], module.params['mode'], base,
-            module.params['plot'] and HAS_MATPLOTLIB)
+            module.params['plot'] and HAS_MATPLOTLIB, module.params['ovs'])
     except (AttributeError, TypeError, ValueError, KeyError):
         module.fail_json(msg='data does not have the shape of the result of '
                              'kbypass.xdp.traffic_probe (a section holds a value of the wrong '
