@@ -6,6 +6,10 @@ systemd as PID 1, reached over SSH, with nothing but an apt proxy to talk to.
 
   fleet.py image                      build (or reuse) the cached base image, print its path
   fleet.py create -n 3 --out DIR      boot kbfleet1..N, write DIR/inventory.yml
+           [--seccomp-host]           plus kbfleet0, booted with nspawn's default seccomp
+                                      filter (bpf() refused), in group kbfleet_seccomp
+  fleet.py index                      the package index the controller's pip uses, and an
+                                      address of it (the hosts must not reach either)
   fleet.py destroy                    stop and remove everything create made (safe to repeat)
   fleet.py check                      exit 1 when anything of a fleet is left on this machine
 
@@ -23,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,7 +36,8 @@ import time
 import uuid
 
 SUITE = 'bookworm'
-MIRROR = 'http://deb.debian.org/debian'
+APT_SOURCES = '/etc/apt/sources.list.d'
+APT_SOURCES_LIST = '/etc/apt/sources.list'
 # What a freshly installed cloud VM has; python3-apt because Ansible's apt module needs it.
 PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'python3', 'python3-apt',
             'sudo']
@@ -54,8 +60,53 @@ def run(argv, check=True, **kwargs):
     return subprocess.run(argv, check=check, text=True, **kwargs)
 
 
-def base_path():
-    digest = hashlib.sha256(json.dumps([SUITE, MIRROR, PACKAGES]).encode()).hexdigest()[:12]
+def mirror_from_deb822(text, suite):
+    """First URI of a deb822 stanza (Types: deb) that carries suite itself."""
+    for stanza in re.split(r'\n\s*\n', text):
+        fields = {}
+        for line in stanza.splitlines():
+            match = re.match(r'([A-Za-z-]+):\s*(.*)$', line)
+            if match and not line.startswith('#'):
+                fields[match.group(1).lower()] = match.group(2).split()
+        if (fields.get('enabled', ['yes'])[0] != 'no' and 'deb' in fields.get('types', [])
+                and suite in fields.get('suites', []) and fields.get('uris')):
+            return fields['uris'][0]
+    return None
+
+
+def mirror_from_list(text, suite):
+    """First one-line `deb [options] URI suite components` entry for suite."""
+    for line in text.splitlines():
+        words = re.sub(r'\[[^]]*\]', ' ', line.split('#', 1)[0]).split()
+        if len(words) >= 3 and words[0] == 'deb' and words[2] == suite:
+            return words[1]
+    return None
+
+
+def apt_mirror(suite=SUITE, sources_dir=APT_SOURCES, sources_list=APT_SOURCES_LIST):
+    """The distribution mirror this controller's apt uses: the hosts get the same one
+    (through the apt proxy), so the repository names no mirror of its own."""
+    files = []
+    if os.path.isdir(sources_dir):
+        files = [os.path.join(sources_dir, n) for n in sorted(os.listdir(sources_dir))
+                 if n.endswith(('.sources', '.list'))]
+    files.append(sources_list)
+    for path in files:
+        try:
+            with open(path) as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        parse = mirror_from_deb822 if path.endswith('.sources') else mirror_from_list
+        uri = parse(text, suite)
+        if uri:
+            return uri.rstrip('/')
+    raise SystemExit('fleet: no apt source for %s on this controller (%s, %s); the hosts '
+                     'use the same mirror' % (suite, sources_dir, sources_list))
+
+
+def base_path(mirror):
+    digest = hashlib.sha256(json.dumps([SUITE, mirror, PACKAGES]).encode()).hexdigest()[:12]
     return os.path.join(CACHE, 'base-%s' % digest)
 
 
@@ -69,7 +120,8 @@ def write(path, text, mode=0o644):
 # --- base image -------------------------------------------------------------------------
 def ensure_image():
     """debootstrap the base once; later runs (and concurrent ones, under a lock) reuse it."""
-    base = base_path()
+    mirror = apt_mirror()
+    base = base_path(mirror)
     os.makedirs(CACHE, exist_ok=True)
     with open(os.path.join(CACHE, '.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -80,7 +132,7 @@ def ensure_image():
         started = time.monotonic()
         log('building %s with debootstrap (%s, about a minute)' % (base, ' '.join(PACKAGES)))
         run(['debootstrap', '--variant=minbase', '--include=' + ','.join(PACKAGES),
-             SUITE, tmp, MIRROR], stdout=subprocess.DEVNULL)
+             SUITE, tmp, mirror], stdout=subprocess.DEVNULL)
         # Per-host identity (host keys, machine-id, hostname) is written into each overlay.
         for name in os.listdir(os.path.join(tmp, 'etc/ssh')):
             if name.startswith('ssh_host_'):
@@ -126,8 +178,8 @@ def ensure_proxy():
     cache = os.path.join(CACHE, 'apt-cacher-ng')
     os.makedirs(cache, exist_ok=True)
     os.makedirs(os.path.join(STATE, 'acng-log'), exist_ok=True)
-    # Our own config: Debian's remaps send deb.debian.org to ftp.debian.org, which this
-    # machine may not resolve; without a remap the proxy fetches the URL the host asked for.
+    # Our own config without Debian's remaps (they send the mirror to another host name,
+    # which this machine may not resolve): the proxy fetches the URL the host asked for.
     conf = os.path.join(STATE, 'acng-conf')
     write(os.path.join(conf, 'acng.conf'), ''.join('%s: %s\n' % item for item in (
         ('CacheDir', cache), ('LogDir', os.path.join(STATE, 'acng-log')),
@@ -203,15 +255,15 @@ def prepare_root(name, index, base, pubkey):
         return handle.read().split()[:2]
 
 
-def boot(name):
+def boot(name, allow_bpf=True):
     root = os.path.join(STATE, name, 'root')
     env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE='1')
     # No systemd as PID 1 on the controller: --register=no --keep-unit. The default seccomp
     # filter refuses bpf(); the hosts are test benches, so they get every capability.
+    allow = ['--system-call-filter=bpf perf_event_open'] if allow_bpf else []
     spawn(['systemd-nspawn', '--boot', '--quiet', '--directory', root, '--machine', name,
-           '--register=no', '--keep-unit', '--network-bridge=' + BRIDGE,
-           '--system-call-filter=bpf perf_event_open', '--capability=all',
-           '--resolv-conf=off', '--timezone=off', '--link-journal=no',
+           '--register=no', '--keep-unit', '--network-bridge=' + BRIDGE] + allow +
+          ['--capability=all', '--resolv-conf=off', '--timezone=off', '--link-journal=no',
            '--console=passive'], name, env=env)
 
 
@@ -282,40 +334,68 @@ def create(args):
         pubkey = handle.read()
     ensure_bridge()
     ensure_proxy()
-    names = ['%s%d' % (PREFIX, i) for i in range(1, args.hosts + 1)]
+    # index -> name; host 0 is the one whose seccomp filter refuses bpf().
+    hosts = dict((i, '%s%d' % (PREFIX, i)) for i in range(0 if args.seccomp_host else 1,
+                                                         args.hosts + 1))
     known = []
-    for index, name in enumerate(names, 1):
+    for index, name in sorted(hosts.items()):
         keytype, keydata = prepare_root(name, index, base, pubkey)
         known.append('%s %s %s\n' % (host_ip(index), keytype, keydata))
-        boot(name)
+        boot(name, allow_bpf=index != 0)
         configure_network(name, index)
     write(os.path.join(out, 'known_hosts'), ''.join(known))
-    for index, name in enumerate(names, 1):
+    for index, name in sorted(hosts.items()):
         wait_ssh(out, name, index)
-    write(os.path.join(STATE, 'fleet.json'), json.dumps({'hosts': names, 'out': out}))
-    write(os.path.join(out, 'inventory.yml'), inventory(out, names))
+    write(os.path.join(STATE, 'fleet.json'), json.dumps({'hosts': sorted(hosts.values()),
+                                                         'out': out}))
+    write(os.path.join(out, 'inventory.yml'), inventory(out, hosts))
     log('%d host(s) up in %.0f s, inventory %s/inventory.yml'
-        % (len(names), time.monotonic() - started, out))
+        % (len(hosts), time.monotonic() - started, out))
 
 
-def inventory(out, names):
-    """Connection facts only; what makes the hosts differ lives in the scenario."""
+def inventory(out, hosts):
+    """Connection facts only; what makes the hosts differ lives in the scenario.
+    hosts: {index: name}; index 0 (bpf() refused) goes to its own group."""
     lines = ['# Generated by hack/fleet.py create: the fleet is gone after `fleet.py destroy`.',
-             'all:', '  children:', '    kbypass_hosts:', '      hosts:']
-    for index, name in enumerate(names, 1):
-        lines.append('        %s:' % name)
-        lines.append('          ansible_host: %s' % host_ip(index))
-    lines += [
-        '      vars:',
-        '        ansible_user: root',
-        '        ansible_python_interpreter: /usr/bin/python3',
-        '        ansible_ssh_private_key_file: %s/id_ed25519' % out,
-        '        ansible_ssh_common_args: >-',
-        '          -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes' % out,
-        '        kbfleet_become_user: %s' % BECOME_USER,
-        '        kbfleet_proxy: http://%s:%d' % (CONTROLLER_IP, PROXY_PORT),
-        '']
-    return '\n'.join(lines)
+             'all:', '  vars:',
+             '    ansible_user: root',
+             '    ansible_python_interpreter: /usr/bin/python3',
+             '    ansible_ssh_private_key_file: %s/id_ed25519' % out,
+             '    ansible_ssh_common_args: >-',
+             '      -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes' % out,
+             '    kbfleet_become_user: %s' % BECOME_USER,
+             '    kbfleet_proxy: http://%s:%d' % (CONTROLLER_IP, PROXY_PORT),
+             '  children:']
+    for group, members in (('kbypass_hosts', [i for i in sorted(hosts) if i]),
+                           ('kbfleet_seccomp', [i for i in hosts if i == 0])):
+        if members:
+            lines += ['    %s:' % group, '      hosts:']
+        for index in members:
+            lines += ['        %s:' % hosts[index], '          ansible_host: %s' % host_ip(index)]
+    return '\n'.join(lines) + '\n'
+
+
+def pip_index():
+    """The index the controller's pip uses (PIP_INDEX_URL, pip config, pip's default) and
+    one IPv4 address of its host, so a test can show the hosts reach neither."""
+    import socket
+    from urllib.parse import urlsplit
+    url = os.environ.get('PIP_INDEX_URL')
+    if not url:
+        conf = run([sys.executable, '-m', 'pip', 'config', 'get', 'global.index-url'],
+                   check=False, capture_output=True)
+        url = conf.stdout.strip() if conf.returncode == 0 else None
+    if not url:
+        from pip._internal.models.index import PyPI  # pip's default, not named here
+        url = PyPI.simple_url
+    host = urlsplit(url)
+    try:
+        address = socket.getaddrinfo(host.hostname, host.port or 443, socket.AF_INET,
+                                     socket.SOCK_STREAM)[0][4][0]
+    except OSError:
+        address = None
+    print(json.dumps({'url': url, 'address': address, 'port': host.port or
+                      (443 if host.scheme == 'https' else 80)}))
 
 
 # --- destroy ----------------------------------------------------------------------------
@@ -426,7 +506,10 @@ def main():
     p_create = sub.add_parser('create')
     p_create.add_argument('-n', '--hosts', type=int, default=3)
     p_create.add_argument('--out', required=True, help='where the key and inventory go')
+    p_create.add_argument('--seccomp-host', action='store_true',
+                          help="also boot kbfleet0 under nspawn's default seccomp filter")
     p_create.set_defaults(func=create)
+    sub.add_parser('index').set_defaults(func=lambda _a: pip_index())
     sub.add_parser('destroy').set_defaults(func=destroy)
     sub.add_parser('check').set_defaults(func=check)
     args = parser.parse_args()
