@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+# shellcheck shell=bash
 # Converge wall time for 1 host and for 4 hosts in one run (make fleet-scale).
 # Boots 5 fresh fleet hosts (hack/fleet.py), converges kbfleet1 alone, then kbfleet2..5
 # together with forks, each with ansible.posix.profile_tasks; writes reports/fleet/scale.md
