@@ -158,6 +158,9 @@ def ensure_image():
         write(os.path.join(tmp, '.kbfleet-complete'), '%s\n' % ' '.join(PACKAGES))
         os.rename(tmp, base)
         log('base image built in %.0f s' % (time.monotonic() - started))
+        for name in os.listdir(CACHE):  # images of older settings: the cache keeps one
+            if name.startswith('base-') and os.path.join(CACHE, name) != base:
+                shutil.rmtree(os.path.join(CACHE, name))
     return base
 
 
@@ -456,7 +459,8 @@ def stop(names, timeout=10):
             os.unlink(os.path.join(STATE, name + '.pid'))
         except OSError:
             pass
-    log('stopped %s in %.1f s' % (', '.join(names), time.monotonic() - started))
+    if names:
+        log('stopped %s in %.1f s' % (', '.join(names), time.monotonic() - started))
 
 
 def kill(pid):
@@ -487,6 +491,12 @@ def destroy(_args=None):
             if run(['umount', point], check=False, stderr=subprocess.DEVNULL).returncode:
                 run(['umount', '-l', point], check=False)
     stop(['apt-cacher-ng'])
+    for link in fleet_links():
+        if link != BRIDGE:
+            # The container's netns outlived its processes (the kernel still holds a
+            # reference, seen after a forwarder was killed mid-run): drop our end.
+            log('deleting %s, whose container network namespace is still alive' % link)
+            run(['ip', 'link', 'del', link], check=False)
     if link_exists(BRIDGE):
         run(['ip', 'link', 'del', BRIDGE])
     if os.path.isdir(STATE) and not mounts_under(STATE):
@@ -497,15 +507,20 @@ def destroy(_args=None):
     log('destroyed: no container, mount, link, proxy or state left')
 
 
+def fleet_links():
+    """The bridge and the controller's ends of the hosts' veth pairs."""
+    links = run(['ip', '-o', 'link', 'show'], capture_output=True).stdout
+    names = [line.split(':')[1].strip().split('@')[0] for line in links.splitlines()]
+    return [n for n in names if n == BRIDGE or n.startswith(('vb-' + PREFIX, 've-' + PREFIX))]
+
+
 def find_leftovers():
     found = []
     if os.path.exists(STATE):
         found.append('state directory %s' % STATE)
     if os.path.isdir(STATE) and mounts_under(STATE):
         found.append('mounts %s' % mounts_under(STATE))
-    links = run(['ip', '-o', 'link', 'show'], capture_output=True).stdout
-    names = [line.split(':')[1].strip().split('@')[0] for line in links.splitlines()]
-    stray = [n for n in names if n == BRIDGE or n.startswith(('vb-' + PREFIX, 've-' + PREFIX))]
+    stray = fleet_links()
     if stray:
         found.append('links %s' % stray)
     procs = run(['ps', '-eo', 'pid=,args='], capture_output=True).stdout.splitlines()
