@@ -43,7 +43,7 @@ APT_SOURCES_LIST = '/etc/apt/sources.list'
 PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'python3', 'python3-apt',
             'sudo']
 # Like minimal cloud and container images: dpkg skips docs, man pages and fsync, man-db
-# does not re-index. Installing the toolchain is dpkg-bound; this halves it on 2 cores.
+# does not re-index: installing the toolchain on several hosts at once is dpkg-bound.
 DPKG_CFG = ('force-unsafe-io\n'
             'path-exclude=/usr/share/doc/*\npath-include=/usr/share/doc/*/copyright\n'
             'path-exclude=/usr/share/man/*\npath-exclude=/usr/share/info/*\n'
@@ -356,8 +356,8 @@ def create(args):
     ensure_bridge()
     ensure_proxy()
     # index -> name; host 0 is the one whose seccomp filter refuses bpf().
-    hosts = dict((i, '%s%d' % (PREFIX, i)) for i in range(0 if args.seccomp_host else 1,
-                                                         args.hosts + 1))
+    first = 0 if args.seccomp_host else 1
+    hosts = dict((i, '%s%d' % (PREFIX, i)) for i in range(first, args.hosts + 1))
     known = []
     for index, name in sorted(hosts.items()):
         keytype, keydata = prepare_root(name, index, base, pubkey)

@@ -278,8 +278,8 @@ def bpf_probe_missing(steps, ctx):
         return []
     step, err = refused[0]
     also = [BPF_STEPS[s] for s, _e in refused[1:]]
-    reason = '%s failed with %s: %s' % (BPF_STEPS[step], errno.errorcode.get(err, err),
-                                         bpf_refusal_cause(step, err, ctx))
+    reason = '%s failed with %s: %s' % (
+        BPF_STEPS[step], errno.errorcode.get(err, err), bpf_refusal_cause(step, err, ctx))
     if also:
         reason += ' (also refused: %s)' % ', '.join(also)
     return [{'item': 'bpf() at run time', 'reason': reason, 'runtime': True}]

@@ -20,7 +20,7 @@ description:
     unless O(fail_on_missing=false).
   - When no configuration file exists it falls back to runtime probes (the bpf sysctl,
     creating and closing an AF_XDP socket, the BTF file).
-  - With O(probe_bpf) it also uses C(bpf()) for real, as the bench will: it loads a trivial
+  - With O(probe_bpf) it also uses C(bpf()) for real, as the bench will. It loads a trivial
     XDP program, creates an XSKMAP and opens an AF_XDP socket. When the kernel refuses, the
     failure names the likely cause (a container's seccomp filter, a missing capability such
     as C(CAP_BPF), kernel lockdown, C(kernel.unprivileged_bpf_disabled) for a non-root user).
