@@ -271,13 +271,20 @@ def evaluate(data, mode=None):
     """Evaluate everything traffic_probe measured.
 
     Returns ``{'ok', 'failures', 'matching', 'nonmatching', 'observation'}`` where the
-    three sections hold the deltas used and per-section failures. ``failures[0]`` is the
-    first counter that disagrees, or the first piece of evidence that is missing: PASS
+    three sections hold the deltas used and per-section failures. ``failures[0]`` is a
+    wrong attachment (no program, a foreign one) when there is one, else the first piece
+    of evidence that is missing or the first counter that disagrees: PASS
     needs every required counter present and in agreement.
     """
     data, failures = usable(data)
     mode = mode or (data.get('forwarder') or {}).get('mode') or 'echo'
     result = {'mode': mode, 'matching': [], 'nonmatching': None, 'observation': None}
+    # what is attached comes first: no program explains every missing counter after it
+    obs = data.get('observation')
+    if obs:
+        fails = check_observation(obs, (data.get('topology') or {}).get('dut_ifname'), mode=mode)
+        failures.extend(fails)
+        result['observation'] = {'failures': fails}
     failures.extend(evidence_problems(data, mode))
     for burst in data.get('matching') or []:
         steer = steer_delta(burst.get('steer_before'), burst.get('steer_after'))
@@ -299,11 +306,6 @@ def evaluate(data, mode=None):
         fails = check_nonmatching(nm, steer, fwd)
         failures.extend(fails)
         result['nonmatching'] = {'steer': steer, 'forwarder': fwd, 'failures': fails}
-    obs = data.get('observation')
-    if obs:
-        fails = check_observation(obs, (data.get('topology') or {}).get('dut_ifname'), mode=mode)
-        failures.extend(fails)
-        result['observation'] = {'failures': fails}
     result['failures'] = failures
     result['ok'] = not failures
     return result
