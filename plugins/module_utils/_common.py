@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 
 IFNAMSIZ = 16  # including the NUL: at most 15 visible characters
 # `ip netns add` accepts anything that is a valid file name; we are stricter so that
@@ -119,3 +121,31 @@ def format_cpulist(cpus):
         parts.append(str(cpus[i]) if i == j else '%d-%d' % (cpus[i], cpus[j]))
         i = j + 1
     return ','.join(parts)
+
+
+def write_report_files(module, report_dir, files, content):
+    """Write each ``content[key]`` (bytes) to ``files[key]`` where the file does not hold
+    exactly that already, atomically; return the keys that differ (written unless in
+    check mode), so that ``changed`` is true only when a report file changes."""
+    stale = [k for k in content if _file_differs(files[k], content[k])]
+    if stale and not module.check_mode:
+        try:
+            os.makedirs(report_dir, exist_ok=True)
+            for k in stale:
+                fd, tmp = tempfile.mkstemp(dir=os.path.dirname(files[k]), prefix='.tmp-')
+                with os.fdopen(fd, 'wb') as fh:
+                    fh.write(content[k])
+                os.chmod(tmp, 0o644)
+                os.rename(tmp, files[k])
+        except OSError as exc:
+            module.fail_json(msg='cannot write the report under %s: %s'
+                             % (report_dir, exc.strerror or exc))
+    return stale
+
+
+def _file_differs(path, content):
+    try:
+        with open(path, 'rb') as fh:
+            return fh.read() != content
+    except OSError:
+        return True

@@ -90,10 +90,10 @@ summary:
 import io
 import json
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bench
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import write_report_files
 
 try:
     import matplotlib
@@ -272,21 +272,6 @@ PLOTS = (('delivered', plot_delivered), ('loss', plot_loss), ('rtt', plot_rtt), 
 # ---------------------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------------------
-def _differs(path, content):
-    try:
-        with open(path, 'rb') as fh:
-            return fh.read() != content
-    except OSError:
-        return True
-
-
-def _write(path, content):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-')
-    with os.fdopen(fd, 'wb') as fh:
-        fh.write(content)
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
-
 
 def host_files(module, host, run, report_dir):
     base = os.path.join(report_dir, 'bench-%s' % host)
@@ -348,14 +333,7 @@ def main():
         files, content, summary = host_files(module, p['host'], p['run'], p['report_dir'])
     else:
         files, content, summary = fleet_files(module, p['hosts'], p['report_dir'])
-    stale = [k for k in content if _differs(files[k], content[k])]
-    if stale and not module.check_mode:
-        try:
-            os.makedirs(p['report_dir'], exist_ok=True)
-            for k in stale:
-                _write(files[k], content[k])
-        except OSError as exc:
-            module.fail_json(msg='cannot write the report under %s: %s' % (p['report_dir'], exc))
+    stale = write_report_files(module, p['report_dir'], files, content)
     module.exit_json(changed=bool(stale), files=files, summary=summary)
 
 

@@ -112,11 +112,13 @@ files:
 import io
 import os
 import re
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils import _ovs
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import state_dir_error
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
+    state_dir_error,
+    write_report_files,
+)
 from ansible_collections.kbypass.xdp.plugins.module_utils._report import (
     evaluate,
     render_json,
@@ -134,23 +136,6 @@ try:
 except ImportError:
     HAS_MATPLOTLIB = False
 
-
-def _differs(path, content):
-    """True when ``path`` does not hold exactly ``content`` (bytes)."""
-    try:
-        with open(path, 'rb') as fh:
-            return fh.read() != content
-    except OSError:
-        return True
-
-
-def _write(path, content):
-    """Atomically write ``content`` (bytes)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.tmp-')
-    with os.fdopen(fd, 'wb') as fh:
-        fh.write(content)
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
 
 
 def file_label(host):
@@ -253,14 +238,7 @@ def main():
         module.fail_json(msg='data does not have the shape of the result of '
                              'kbypass.xdp.traffic_probe (a section holds a value of the wrong '
                              'type): pass that module\'s registered result')
-    stale = [k for k in content if _differs(files[k], content[k])]
-    if stale and not module.check_mode:
-        try:
-            os.makedirs(report_dir, exist_ok=True)
-            for k in stale:
-                _write(files[k], content[k])
-        except OSError as exc:
-            module.fail_json(msg='cannot write the report under %s: %s' % (report_dir, exc.strerror or exc))
+    stale = write_report_files(module, report_dir, files, content)
     msg = verdict['failures'][0] if verdict['failures'] else summary[0]
     module.exit_json(changed=bool(stale), ok=verdict['ok'], msg=msg, failures=verdict['failures'],
                      summary=summary, verdict=verdict, files=files)
