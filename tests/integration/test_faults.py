@@ -12,8 +12,8 @@ pins another forwarder may try to take. Built with the sources copied to a tempo
 directory; runtime files in /run/kbypass/kbr-forwarder. Every test is bounded (packet
 counts, timeouts) and the bed goes away in finalizers, also on failure.
 
-Malformed frames (#17 item 8) belong to the forwarder's C tests; their fault test goes
-in ``test_malformed_frames_are_not_echoed`` below once the C side validates them.
+Malformed frames (#17 item 8): the forwarder's C tests cover each case in detail; here a
+peer sends them to a running bed, which must not echo them and stays converged.
 """
 import glob
 import json
@@ -26,6 +26,7 @@ import time
 
 import pytest
 
+import frames
 from conftest import BIN, ROOT, _env, copy_build, run_module, sh
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
@@ -302,7 +303,16 @@ def test_stats_file_garbage_converges(bed, running):
     assert converge(bed)['changed'] is False
 
 
-@pytest.mark.skip(reason='#17 item 8: the forwarder C side (cfwd helper) validates frames; '
-                         'its fault test belongs here once it lands')
 def test_malformed_frames_are_not_echoed(bed, running):
-    pass
+    """#17 item 8 on a running bed: a peer sends frames whose lengths or IP version do not
+    add up; none comes back (the steering program passes them to the kernel, which drops
+    them), a valid datagram among them does, and the bed stays converged."""
+    mac = dict((ifname, json.loads(sh(['ip', '-j', 'link', 'show', ifname], netns=ns).stdout)
+                [0]['address']) for ns, ifname in ((NS1, V0), (NS2, V1)))
+    bad, good = frames.malformed_frames(mac[V0], mac[V1], v4_addrs=(A2, A1))
+    proc = sh(['python3', '-c', frames.PEER_SCRIPT, V1,
+               json.dumps([f.hex() for _n, f in bad + good[:1]])], netns=NS2, timeout=30)
+    replies = [bytes.fromhex(h) for h in json.loads(proc.stdout)]
+    assert [r[-3:] for r in replies] == [b'ok4'], replies
+    assert converge(bed)['changed'] is False
+    verify(bed)
