@@ -20,10 +20,7 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import (  # noqa: F401
-    STATE_ROOT,
-    state_dir_error,  # one rule for every module's state_dir
-)
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT
 from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import write_json_atomic
 
 TUNING_STATE_DIR = STATE_ROOT + '/tuning'

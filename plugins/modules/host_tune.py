@@ -139,7 +139,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error, state_dir_error
 from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq, _supervise
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
@@ -147,7 +147,6 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
     load_state,
     remember,
     save_state,
-    state_dir_error,
     state_file,
     sysctl_path,
     target_key,

@@ -254,6 +254,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
+    state_dir_error,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
 from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import (
@@ -272,7 +273,6 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
     load_state,
     remember,
     save_state,
-    state_dir_error,
     state_file,
     target_key,
 )
