@@ -1,0 +1,182 @@
+"""kbypass.xdp.xdp_capture against the real kernel: capture at the XDP hook of a veth.
+
+Bed (prefix ``kbc``): kbc1 (device under test, kbcv0 198.18.199.1/24) <-> kbc2 (traffic,
+kbcv1 198.18.199.2/24), the steering program attached to kbcv0 for UDP/4242. No AF_XDP
+socket is bound, so the steered datagrams come out as ``redirect_missed`` (passed to the
+stack); ARP and ICMP are ``passed``. The bed, pins and programs go in the fixture's
+finalizer, also when a test fails. About 30 s in all.
+"""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, run_module, sh, veth_bed
+
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _capture, _xdp
+
+NS1, NS2 = 'kbc1', 'kbc2'
+V0, V1 = 'kbcv0', 'kbcv1'
+A1, A2 = '198.18.199.1', '198.18.199.2'
+BPF = os.path.join(ROOT, 'files', 'bpf')
+OBJ = os.path.join(BPF, 'xdp_steer.o')
+CAP = os.path.join(BPF, 'xdp_steer_capture.o')
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XDP, bpf)')
+
+_SEND = r'''
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[3])):
+    s.sendto(b'k' * 18, (sys.argv[1], int(sys.argv[2])))
+    time.sleep(0.002)
+'''
+
+
+@pytest.fixture(scope='module')
+def bed():
+    subprocess.run(['make', '-C', BPF], check=True, capture_output=True, timeout=120)
+    with veth_bed(NS1, V0, NS2, V1, (A1 + '/24',), (A2 + '/24',)):
+        res = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'object': OBJ,
+                                        'ports': [4242]})
+        assert res.get('changed'), res
+        yield res['prog']
+
+
+def attached():
+    for _ in range(20):  # the program can be swapped between the query and the open
+        try:
+            return _bpf.prog_info_by_id(_xdp.query(V0, NS1)['xdp']['prog_id'])
+        except _bpf.BpfError:
+            time.sleep(0.05)
+    raise AssertionError('no program attached to %s' % V0)
+
+
+def capture(args, on_attached=None):
+    """Run xdp_capture; ``on_attached`` runs once the capture program is in place."""
+    base = {'interface': V0, 'netns': NS1, 'object': OBJ, 'capture_object': CAP}
+    base.update(args)
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(run_module('xdp_capture', base)))
+    before = attached()['id']
+    worker.start()
+    try:
+        if on_attached:
+            end = time.time() + 30
+            while attached()['id'] == before and time.time() < end:
+                time.sleep(0.05)
+            assert _capture.capture_maps(attached()['id']), 'capture program never attached'
+            on_attached()
+    finally:
+        worker.join(60)
+    return out
+
+
+def send_udp(count, port=4242):
+    sh([sys.executable, '-c', _SEND, A1, str(port), str(count)], netns=NS2, timeout=30)
+
+
+def ping():
+    sh(['ip', 'neigh', 'flush', 'dev', V1], netns=NS2, check=False)  # forces an ARP
+    sh(['ping', '-c', '1', '-W', '2', A1], netns=NS2)
+
+
+def tcpdump_count(pcap, expr=()):
+    out = sh(['tcpdump', '-nn', '-r', str(pcap)] + list(expr)).stdout
+    return len(out.splitlines()), out
+
+
+def test_capture_counts_what_was_sent(bed, tmp_path):
+    dest = tmp_path / 'all.pcapng'
+
+    def traffic():
+        ping()
+        send_udp(50)
+        time.sleep(0.3)
+
+    res = capture({'dest': str(dest), 'duration': 3, 'count': 0}, traffic)
+    assert not res.get('failed'), res.get('msg')
+    assert res['changed'] and res['stopped_by'] == 'duration'
+    assert res['dropped_samples'] == 0
+    assert res['by_action']['redirect_missed'] == 50, res['by_action']
+    n, out = tcpdump_count(dest, ['udp', 'port', '4242'])
+    assert n == 50, out
+    assert tcpdump_count(dest, ['arp'])[0] >= 1
+    assert tcpdump_count(dest, ['icmp[icmptype] == icmp-echo'])[0] == 1
+    # the action is each packet's pcapng comment
+    txt = sh(['tshark', '-r', str(dest), '-T', 'fields', '-e', 'frame.comment', '-Y', 'udp'],
+             check=False) if _have('tshark') else None
+    if txt is not None and txt.returncode == 0:
+        assert txt.stdout.count('redirect_missed') == 50
+    assert res['prog']['tag'] == bed['tag'] and attached()['tag'] == bed['tag']
+    assert not _capture.capture_maps(attached()['id'])
+
+
+def test_filter_and_count_limit(bed, tmp_path):
+    dest = tmp_path / 'udp.pcapng'
+    res = capture({'dest': str(dest), 'duration': 10, 'count': 20, 'filter': 'udp port 4242'},
+                  lambda: (ping(), send_udp(50)))
+    assert not res.get('failed'), res.get('msg')
+    assert res['stopped_by'] == 'count' and res['captured'] == 20
+    n, out = tcpdump_count(dest)
+    assert n == 20 and out.count('.4242: UDP') == 20, out
+    assert attached()['tag'] == bed['tag']
+
+
+def test_interrupt_puts_the_normal_program_back(bed, tmp_path):
+    dest = tmp_path / 'never.pcapng'
+
+    def interrupt():
+        for pid in _module_pids():
+            os.kill(pid, signal.SIGINT)
+
+    res = capture({'dest': str(dest), 'duration': 20, 'count': 0}, interrupt)
+    assert res.get('failed') and 'interrupted by SIGINT' in res['msg'], res
+    assert attached()['tag'] == bed['tag'] and not _capture.capture_maps(attached()['id'])
+    assert not dest.exists()
+
+
+def test_bad_capture_object_fails_and_changes_nothing(bed, tmp_path):
+    before = attached()
+    res = capture({'dest': str(tmp_path / 'x.pcapng'), 'capture_object': OBJ})
+    assert res.get('failed') and 'not the capture build' in res['msg'], res
+    assert attached()['tag'] == before['tag']
+    res = capture({'dest': str(tmp_path / 'no' / 'x.pcapng'), 'filter': 'udp prot 1'})
+    assert res.get('failed') and 'filter' in res['msg'] and 'dest' in res['msg'], res
+    assert attached()['id'] == before['id']
+
+
+def test_state_absent_after_a_killed_capture(bed):
+    # what a capture killed with SIGKILL leaves: the capture build on the pins
+    res = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'object': CAP,
+                                    'ports': [4242]})
+    assert res.get('changed') and _capture.capture_maps(attached()['id']), res
+    res = run_module('xdp_capture', {'interface': V0, 'netns': NS1, 'object': OBJ,
+                                     'state': 'absent'})
+    assert res['changed'] and attached()['tag'] == bed['tag'], res
+    res = run_module('xdp_capture', {'interface': V0, 'netns': NS1, 'object': OBJ,
+                                     'state': 'absent'})
+    assert not res['changed'], res
+
+
+def _have(tool):
+    return subprocess.run(['sh', '-c', 'command -v %s' % tool], capture_output=True,
+                          check=False).returncode == 0
+
+
+def _module_pids():
+    """The xdp_capture module process(es) this test started (AnsiballZ payload)."""
+    pids = []
+    for pid in os.listdir('/proc'):
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b'AnsiballZ_xdp_capture' in cmd and pid.isdigit():
+            pids.append(int(pid))
+    return pids
