@@ -8,6 +8,7 @@ finalizer, also when a test fails. About 30 s in all.
 """
 import os
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_module, sh, veth_bed
+from conftest import ROOT, run_module, run_playbook, sh, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _capture, _xdp
 
@@ -107,11 +108,10 @@ def test_capture_counts_what_was_sent(bed, tmp_path):
     assert n == 50, out
     assert tcpdump_count(dest, ['arp'])[0] >= 1
     assert tcpdump_count(dest, ['icmp[icmptype] == icmp-echo'])[0] == 1
-    # the action is each packet's pcapng comment
-    txt = sh(['tshark', '-r', str(dest), '-T', 'fields', '-e', 'frame.comment', '-Y', 'udp'],
-             check=False) if _have('tshark') else None
-    if txt is not None and txt.returncode == 0:
-        assert txt.stdout.count('redirect_missed') == 50
+    # the action is each packet's pcapng comment (tcpdump does not print comments)
+    comments = pcapng_comments(dest)
+    assert len(comments) == res['captured']
+    assert sum('redirect_missed' in c for c in comments) == 50, comments
     assert res['prog']['tag'] == bed['tag'] and attached()['tag'] == bed['tag']
     assert not _capture.capture_maps(attached()['id'])
 
@@ -163,9 +163,53 @@ def test_state_absent_after_a_killed_capture(bed):
     assert not res['changed'], res
 
 
-def _have(tool):
-    return subprocess.run(['sh', '-c', 'command -v %s' % tool], capture_output=True,
-                          check=False).returncode == 0
+def test_playbook_fetches_the_capture_and_always_restores(bed, tmp_path):
+    extra = {'observe_interface': V0, 'observe_netns': NS1,
+             'observe_bpf_dir': BPF, 'observe_target_dir': str(tmp_path / 'target'),
+             'observe_report_dir': str(tmp_path / 'reports'), 'observe_duration': 6,
+             'observe_count': 30, 'observe_filter': 'udp port 4242'}
+    sender = threading.Thread(target=lambda: _send_when_capturing(40))
+    sender.start()
+    rc, _, proc = run_playbook('observe.yml', extra, tmp_path)
+    sender.join(60)
+    assert rc == 0, proc.stdout[-3000:]
+    n, out = tcpdump_count(tmp_path / 'reports' / 'localhost-observe-kbcv0.pcapng')
+    assert n == 30 and out.count('.4242: UDP') == 30, out
+    assert attached()['tag'] == bed['tag']
+
+    # a capture build left on the pins (a killed run) and a capture that fails: the
+    # playbook's always section puts the normal program back
+    run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'object': CAP, 'ports': [4242]})
+    extra['observe_filter'] = 'udp prot 4242'
+    rc, _, proc = run_playbook('observe.yml', extra, tmp_path)
+    assert rc != 0 and 'not understood' in proc.stdout, proc.stdout[-3000:]
+    assert attached()['tag'] == bed['tag'] and not _capture.capture_maps(attached()['id'])
+
+
+def _send_when_capturing(count):
+    end = time.time() + 30
+    while not _capture.capture_maps(attached()['id']) and time.time() < end:
+        time.sleep(0.05)
+    send_udp(count)
+
+
+def pcapng_comments(path):
+    """The opt_comment of every enhanced packet block of a pcapng file."""
+    data, off, out = path.read_bytes(), 0, []
+    while off + 12 <= len(data):
+        btype, size = struct.unpack_from('=II', data, off)
+        if btype == 6:
+            cap = struct.unpack_from('=I', data, off + 20)[0]
+            opt = off + 28 + cap + (-cap % 4)
+            while opt < off + size - 4:
+                code, length = struct.unpack_from('=HH', data, opt)
+                if code == 1:
+                    out.append(data[opt + 4:opt + 4 + length].decode())
+                if code == 0:
+                    break
+                opt += 4 + length + (-length % 4)
+        off += size
+    return out
 
 
 def _module_pids():
