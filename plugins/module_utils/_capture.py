@@ -66,7 +66,7 @@ def classify(frame):
     """``(proto, sport, dport)`` of an Ethernet frame (up to two VLAN tags); proto is one
     of PROTOS or 'other', ports are None when there are none."""
     off, ethertype = 12, None
-    for _ in range(3):
+    for _tag in range(3):
         if len(frame) < off + 2:
             return 'other', None, None
         ethertype = struct.unpack_from('!H', frame, off)[0]

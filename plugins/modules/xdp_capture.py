@@ -85,6 +85,7 @@ attributes:
     description: Checks the attachment and the arguments; swaps nothing, captures nothing.
   diff_mode:
     support: none
+    description: A capture has no before/after; the attached program is the same before and after.
 notes:
   - Only the first 256 bytes of each packet are kept (the capture's snap length).
   - The capture build costs a ring buffer reservation and a copy per packet; the normal

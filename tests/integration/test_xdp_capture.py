@@ -49,7 +49,7 @@ def bed():
 
 
 def attached():
-    for _ in range(20):  # the program can be swapped between the query and the open
+    for _try in range(20):  # the program can be swapped between the query and the open
         try:
             return _bpf.prog_info_by_id(_xdp.query(V0, NS1)['xdp']['prog_id'])
         except _bpf.BpfError:
@@ -170,7 +170,7 @@ def test_playbook_fetches_the_capture_and_always_restores(bed, tmp_path):
              'observe_count': 30, 'observe_filter': 'udp port 4242'}
     sender = threading.Thread(target=lambda: _send_when_capturing(40))
     sender.start()
-    rc, _, proc = run_playbook('observe.yml', extra, tmp_path)
+    rc, _out, proc = run_playbook('observe.yml', extra, tmp_path)
     sender.join(60)
     assert rc == 0, proc.stdout[-3000:]
     n, out = tcpdump_count(tmp_path / 'reports' / 'localhost-observe-kbcv0.pcapng')
@@ -181,7 +181,7 @@ def test_playbook_fetches_the_capture_and_always_restores(bed, tmp_path):
     # playbook's always section puts the normal program back
     run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'object': CAP, 'ports': [4242]})
     extra['observe_filter'] = 'udp prot 4242'
-    rc, _, proc = run_playbook('observe.yml', extra, tmp_path)
+    rc, _out, proc = run_playbook('observe.yml', extra, tmp_path)
     assert rc != 0 and 'not understood' in proc.stdout, proc.stdout[-3000:]
     assert attached()['tag'] == bed['tag'] and not _capture.capture_maps(attached()['id'])
 
