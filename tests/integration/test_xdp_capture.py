@@ -2,11 +2,12 @@
 
 Bed (prefix ``kbc``): kbc1 (device under test, kbcv0 198.18.199.1/24) <-> kbc2 (traffic,
 kbcv1 198.18.199.2/24), the steering program attached to kbcv0 for UDP/4242. No AF_XDP
-socket is bound, so the steered datagrams come out as ``redirect_missed`` (passed to the
-stack); ARP and ICMP are ``passed``. The bed, pins and programs go in the fixture's
+socket is bound (but in the forwarder test), so the steered datagrams come out as
+``redirect_missed`` (passed to the stack); ARP and ICMP are ``passed``. The bed, pins and programs go in the fixture's
 finalizer, also when a test fails. About 30 s in all.
 """
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -26,6 +27,7 @@ A1, A2 = '198.18.199.1', '198.18.199.2'
 BPF = os.path.join(ROOT, 'files', 'bpf')
 OBJ = os.path.join(BPF, 'xdp_steer.o')
 CAP = os.path.join(BPF, 'xdp_steer_capture.o')
+PIN = '/sys/fs/bpf/kbypass/%s/%s' % (NS1, V0)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XDP, bpf)')
 
@@ -184,6 +186,58 @@ def test_playbook_fetches_the_capture_and_always_restores(bed, tmp_path):
     rc, _out, proc = run_playbook('observe.yml', extra, tmp_path)
     assert rc != 0 and 'not understood' in proc.stdout, proc.stdout[-3000:]
     assert attached()['tag'] == bed['tag'] and not _capture.capture_maps(attached()['id'])
+
+
+@pytest.fixture(scope='module')
+def fwd_bin(tmp_path_factory):
+    """kbypass-fwd built from a private copy of files/forwarder (no races with others)."""
+    d = tmp_path_factory.mktemp('kbc_fwd')
+    src = os.path.join(ROOT, 'files', 'forwarder')
+    for name in os.listdir(src):
+        if name.endswith(('.c', '.h')) or name == 'Makefile':
+            shutil.copy(os.path.join(src, name), str(d))
+    subprocess.run(['make', '-C', str(d), 'kbypass-fwd'], check=True, capture_output=True,
+                   timeout=300)
+    return str(d / 'kbypass-fwd')
+
+
+@pytest.fixture
+def forwarder(bed, fwd_bin, tmp_path):
+    """An echo forwarder with its AF_XDP socket in the steering program's xsks_map."""
+    stats = tmp_path / 'fwd.stats.json'
+    proc = subprocess.Popen([fwd_bin, '--iface', V0, '--netns', NS1, '--mode', 'echo',
+                             '--pin-dir', PIN, '--duration', '60', '--stats-file', str(stats),
+                             '--interval', '0.2'], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        end = time.time() + 10
+        while not stats.exists() and proc.poll() is None and time.time() < end:
+            time.sleep(0.05)
+        assert stats.exists(), 'forwarder did not start: %s' % (proc.poll(),)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def test_forwarder_keeps_its_socket_across_the_swaps(forwarder, bed, tmp_path):
+    dest = tmp_path / 'fwd.pcapng'
+    res = capture({'dest': str(dest), 'duration': 3, 'count': 0, 'filter': 'udp port 4242'},
+                  lambda: send_udp(40))
+    assert not res.get('failed'), res.get('msg')
+    assert res['by_action']['redirected'] == 40, res['by_action']
+    assert sum('redirected' in c for c in pcapng_comments(dest)) == 40
+    assert attached()['tag'] == bed['tag'] and forwarder.poll() is None
+    # the normal program is back on the same xsks_map: still steered into the socket
+    before = _bpf.read_steer_stats(PIN)
+    send_udp(20)
+    time.sleep(0.3)
+    after = _bpf.read_steer_stats(PIN)
+    assert _bpf.steer_delta(before, after)['redirected'] == 20
 
 
 def _send_when_capturing(count):
