@@ -181,8 +181,29 @@ class Interrupted(Exception):
         super().__init__(signal.Signals(signum).name)
 
 
+MAIN_PID = os.getpid()
+_LATE = []  # signals that came while the normal program was being put back
+
+
 def _raise(signum, frame):
+    if _forked_helper(signum):
+        return
     raise Interrupted(signum)
+
+
+def _note(signum, frame):
+    if not _forked_helper(signum):
+        _LATE.append(signum)
+
+
+def _forked_helper(signum):
+    """pyroute2 forks helpers into namespaces and ends them with SIGTERM; a fork inherits
+    our handlers and must simply die, not unwind (and answer for) the module."""
+    if os.getpid() == MAIN_PID:
+        return False
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return True
 
 
 # --- pure logic ----------------------------------------------------------------------
@@ -291,7 +312,7 @@ def run_capture(module, target, result):
     finally:
         # a signal now must not cut the swap back short: note it, act after
         for s in _SIGNALS:
-            signal.signal(s, lambda signum, frame: result.setdefault('late_signal', signum))
+            signal.signal(s, _note)
         try:
             restore(module, target, result)
         except (_capture.SwapFailed, _bpf.BpfError, OSError) as e:
@@ -301,6 +322,7 @@ def run_capture(module, target, result):
                         'putting the normal program back failed: ', e))
         for s, handler in old.items():
             signal.signal(s, handler)
+    interrupted = interrupted or (signal.Signals(_LATE[0]).name if _LATE else None)
     if error or interrupted:
         if tmp:
             os.unlink(tmp)
