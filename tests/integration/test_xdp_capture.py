@@ -150,6 +150,11 @@ def test_bad_capture_object_fails_and_changes_nothing(bed, tmp_path):
     res = capture({'dest': str(tmp_path / 'no' / 'x.pcapng'), 'filter': 'udp prot 1'})
     assert res.get('failed') and 'filter' in res['msg'] and 'dest' in res['msg'], res
     assert attached()['id'] == before['id']
+    res = run_module('xdp_capture', {'interface': V0, 'netns': NS1, 'object': OBJ,
+                                     'capture_object': CAP, 'dest': str(tmp_path / 'c.pcapng')},
+                     check=True)
+    assert res['changed'] and not res.get('failed'), res
+    assert attached()['id'] == before['id'] and not (tmp_path / 'c.pcapng').exists()
 
 
 def test_state_absent_after_a_killed_capture(bed):
