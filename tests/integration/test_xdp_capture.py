@@ -244,6 +244,19 @@ def test_forwarder_keeps_its_socket_across_the_swaps(forwarder, bed, tmp_path):
     after = _bpf.read_steer_stats(PIN)
     assert _bpf.steer_delta(before, after)['redirected'] == 20
 
+    # kernel_view: the same attachment, seen from the kernel's side
+    res = run_module('kernel_view', {'namespaces': [NS1, NS2],
+                                     'forwarder_state_dir': str(tmp_path)})
+    view = res['view']
+    assert not res['changed'] and 'tcpdump' in res['note']
+    assert [p['tag'] for p in view['programs']] == [bed['tag']], view['programs']
+    assert {m['name'] for m in view['maps']} >= {'xsks_map', 'steer_ports', 'steer_stats'}
+    assert view['namespaces'][NS1]['xdp'][0]['xdp'][0]['devname'] == V0
+    assert V0 in view['namespaces'][NS1]['ethtool_stats'], view['namespaces'][NS1]
+    reg = view['xsk_registrations']
+    assert [(r['iface'], r['netns'], r['queues']) for r in reg] == [(V0, NS1, [0])], reg
+    assert view['forwarders']['fwd']['rx_packets'] >= 60
+
 
 def _send_when_capturing(count):
     end = time.time() + 30
