@@ -17,7 +17,7 @@ PLAYBOOK := $(BIN)/ansible-playbook -i inventory/local
 ARGS ?=
 
 .PHONY: help run teardown verify facts tune bench test unit integration sanity lint molecule \
-        artifact sanity-next docs ee fleet observe \
+        artifact sanity-next docs ee fleet fleet-packages fleet-scale molecule-ovs ovs-bench observe \
         toolchain setup clean-venv
 
 help:
@@ -28,6 +28,10 @@ help:
 	@echo "make observe   - pcapng of what the XDP program sees on the DUT (reports/*-observe-*.pcapng)"
 	@echo "make docs      - HTML docs of every module and role (docs/build/site/build/html)"
 	@echo "make artifact | sanity-next | ee - parts of make test (tarball run, ansible-core 2.20, EE)"
+	@echo "make molecule-ovs - the Open vSwitch afxdp scenario (part of make test)"
+	@echo "make ovs-bench - OVS-afxdp vs Linux bridge vs kbypass-fwd l2fwd (rate, RTT)"
+	@echo "make fleet     - part of make test: N Debian 12 hosts (systemd-nspawn) over SSH"
+	@echo "make fleet-scale - converge wall time of 1 host vs 4 hosts, with a per-task profile"
 
 # --- set-up -----------------------------------------------------------------------
 $(STAMP): requirements.txt test-requirements.txt constraints.txt
@@ -97,9 +101,14 @@ observe: setup
 bench: toolchain
 	$(BIN)/python hack/bench.py $(ARGS)
 
+# Needs Open vSwitch installed (the ovs role) and not running; starts and stops its own.
+ovs-bench: toolchain
+	$(BIN)/python hack/ovs_bench.py $(ARGS)
+
 # --- tests --------------------------------------------------------------------------
 test: toolchain
-	$(MAKE) --no-print-directory unit integration sanity lint sanity-next ee molecule artifact
+	$(MAKE) --no-print-directory unit integration sanity lint sanity-next ee molecule molecule-ovs \
+	  artifact fleet
 
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
@@ -119,6 +128,10 @@ lint: setup
 molecule: setup
 	$(BIN)/molecule test -s default
 
+# Open vSwitch userspace bridge with afxdp ports (kbovs* names); stops its daemons after.
+molecule-ovs: setup
+	$(BIN)/molecule test -s ovs
+
 # HTML docs of every module and role: docs/build/site/build/html/index.html
 docs: setup
 	bash hack/docs.sh
@@ -133,13 +146,19 @@ artifact: setup $(CORE_VENV)/.kbypass-stamp
 
 # N Debian 12 hosts (systemd-nspawn, systemd as PID 1) over SSH; KBFLEET_HOSTS=N (default 3).
 # Caches: /var/cache/kbypass-fleet (base image, apt-cacher-ng), ~/.cache/kbypass/wheels.
-fleet: setup
+fleet-packages:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then need=""; \
 	  for p in debootstrap systemd-container apt-cacher-ng openssh-client; do \
 	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
 	  if [ -n "$$need" ]; then apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; fi; fi
+
+fleet: setup fleet-packages
 	$(BIN)/molecule test -s fleet
+
+# Not part of make test (about 10 minutes): README "Beyond one machine" has its figures.
+fleet-scale: setup fleet-packages
+	bash hack/fleet-scale.sh
 
 clean-venv:
 	rm -rf $(VENV) $(CORE_VENV) $(NEXT_VENV) .collections

@@ -6,13 +6,18 @@ systemd as PID 1, reached over SSH, with nothing but an apt proxy to talk to.
 
   fleet.py image                      build (or reuse) the cached base image, print its path
   fleet.py create -n 3 --out DIR      boot kbfleet1..N, write DIR/inventory.yml
+           [--seccomp-host]           plus kbfleet0, booted with nspawn's default seccomp
+                                      filter (bpf() refused), in group kbfleet_seccomp
+  fleet.py index                      the package index the controller's pip uses, and an
+                                      address of it (the hosts must not reach either)
   fleet.py destroy                    stop and remove everything create made (safe to repeat)
   fleet.py check                      exit 1 when anything of a fleet is left on this machine
 
 Layout on the controller (documented in the README, section "Fleet tests"):
   /var/cache/kbypass-fleet/base-<hash>   debootstrap image, <hash> over suite + package list
   /var/cache/kbypass-fleet/apt-cacher-ng apt proxy cache, kept between runs
-  /var/lib/kbypass-fleet/                run state: per host overlay upper/work/root, pidfiles
+  /var/lib/kbypass-fleet/                run state: per host a tmpfs with the overlay's
+                                         upper/work and the root mount, pidfiles
 Network: bridge kbfleetbr0 198.18.200.1/24 on the controller, host i at 198.18.200.(10+i),
 no default route, no DNS: the hosts reach the controller's apt proxy (port 3142) and each
 other, nothing else (no PyPI).
@@ -23,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,10 +37,17 @@ import time
 import uuid
 
 SUITE = 'bookworm'
-MIRROR = 'http://deb.debian.org/debian'
+APT_SOURCES = '/etc/apt/sources.list.d'
+APT_SOURCES_LIST = '/etc/apt/sources.list'
 # What a freshly installed cloud VM has; python3-apt because Ansible's apt module needs it.
 PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'python3', 'python3-apt',
             'sudo']
+# Like minimal cloud and container images: dpkg skips docs, man pages and fsync, man-db
+# does not re-index: installing the toolchain on several hosts at once is dpkg-bound.
+DPKG_CFG = ('force-unsafe-io\n'
+            'path-exclude=/usr/share/doc/*\npath-include=/usr/share/doc/*/copyright\n'
+            'path-exclude=/usr/share/man/*\npath-exclude=/usr/share/info/*\n'
+            'path-exclude=/usr/share/locale/*\n')
 CACHE = '/var/cache/kbypass-fleet'
 STATE = '/var/lib/kbypass-fleet'
 PREFIX = 'kbfleet'
@@ -44,6 +57,7 @@ CONTROLLER_IP = NET + '.1'
 PROXY_PORT = 3142
 BECOME_USER = 'kbfleet'
 BOOT_TIMEOUT = 90
+HOST_RAM = '4g'  # upper limit of a host's tmpfs layer, not a reservation
 
 
 def log(msg):
@@ -54,8 +68,54 @@ def run(argv, check=True, **kwargs):
     return subprocess.run(argv, check=check, text=True, **kwargs)
 
 
-def base_path():
-    digest = hashlib.sha256(json.dumps([SUITE, MIRROR, PACKAGES]).encode()).hexdigest()[:12]
+def mirror_from_deb822(text, suite):
+    """First URI of a deb822 stanza (Types: deb) that carries suite itself."""
+    for stanza in re.split(r'\n\s*\n', text):
+        fields = {}
+        for line in stanza.splitlines():
+            match = re.match(r'([A-Za-z-]+):\s*(.*)$', line)
+            if match and not line.startswith('#'):
+                fields[match.group(1).lower()] = match.group(2).split()
+        if (fields.get('enabled', ['yes'])[0] != 'no' and 'deb' in fields.get('types', [])
+                and suite in fields.get('suites', []) and fields.get('uris')):
+            return fields['uris'][0]
+    return None
+
+
+def mirror_from_list(text, suite):
+    """First one-line `deb [options] URI suite components` entry for suite."""
+    for line in text.splitlines():
+        words = re.sub(r'\[[^]]*\]', ' ', line.split('#', 1)[0]).split()
+        if len(words) >= 3 and words[0] == 'deb' and words[2] == suite:
+            return words[1]
+    return None
+
+
+def apt_mirror(suite=SUITE, sources_dir=APT_SOURCES, sources_list=APT_SOURCES_LIST):
+    """The distribution mirror this controller's apt uses: the hosts get the same one
+    (through the apt proxy), so the repository names no mirror of its own."""
+    files = []
+    if os.path.isdir(sources_dir):
+        files = [os.path.join(sources_dir, n) for n in sorted(os.listdir(sources_dir))
+                 if n.endswith(('.sources', '.list'))]
+    files.append(sources_list)
+    for path in files:
+        try:
+            with open(path) as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        parse = mirror_from_deb822 if path.endswith('.sources') else mirror_from_list
+        uri = parse(text, suite)
+        if uri:
+            return uri.rstrip('/')
+    raise SystemExit('fleet: no apt source for %s on this controller (%s, %s); the hosts '
+                     'use the same mirror' % (suite, sources_dir, sources_list))
+
+
+def base_path(mirror):
+    digest = hashlib.sha256(json.dumps([SUITE, mirror, PACKAGES, DPKG_CFG]).encode()
+                            ).hexdigest()[:12]
     return os.path.join(CACHE, 'base-%s' % digest)
 
 
@@ -69,7 +129,8 @@ def write(path, text, mode=0o644):
 # --- base image -------------------------------------------------------------------------
 def ensure_image():
     """debootstrap the base once; later runs (and concurrent ones, under a lock) reuse it."""
-    base = base_path()
+    mirror = apt_mirror()
+    base = base_path(mirror)
     os.makedirs(CACHE, exist_ok=True)
     with open(os.path.join(CACHE, '.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -80,7 +141,7 @@ def ensure_image():
         started = time.monotonic()
         log('building %s with debootstrap (%s, about a minute)' % (base, ' '.join(PACKAGES)))
         run(['debootstrap', '--variant=minbase', '--include=' + ','.join(PACKAGES),
-             SUITE, tmp, MIRROR], stdout=subprocess.DEVNULL)
+             SUITE, tmp, mirror], stdout=subprocess.DEVNULL)
         # Per-host identity (host keys, machine-id, hostname) is written into each overlay.
         for name in os.listdir(os.path.join(tmp, 'etc/ssh')):
             if name.startswith('ssh_host_'):
@@ -90,10 +151,16 @@ def ensure_image():
         run(['chroot', tmp, 'useradd', '--create-home', '--shell', '/bin/bash', BECOME_USER])
         write(os.path.join(tmp, 'etc/sudoers.d/kbfleet'),
               '%s ALL=(ALL) NOPASSWD:ALL\n' % BECOME_USER, 0o440)
+        write(os.path.join(tmp, 'etc/dpkg/dpkg.cfg.d/01kbfleet-minimal'), DPKG_CFG)
+        run(['chroot', tmp, 'debconf-set-selections'],
+            input='man-db man-db/auto-update boolean false\n')
         run(['chroot', tmp, 'apt-get', 'clean'])
         write(os.path.join(tmp, '.kbfleet-complete'), '%s\n' % ' '.join(PACKAGES))
         os.rename(tmp, base)
         log('base image built in %.0f s' % (time.monotonic() - started))
+        for name in os.listdir(CACHE):  # images of older settings: the cache keeps one
+            if name.startswith('base-') and os.path.join(CACHE, name) != base:
+                shutil.rmtree(os.path.join(CACHE, name))
     return base
 
 
@@ -126,8 +193,8 @@ def ensure_proxy():
     cache = os.path.join(CACHE, 'apt-cacher-ng')
     os.makedirs(cache, exist_ok=True)
     os.makedirs(os.path.join(STATE, 'acng-log'), exist_ok=True)
-    # Our own config: Debian's remaps send deb.debian.org to ftp.debian.org, which this
-    # machine may not resolve; without a remap the proxy fetches the URL the host asked for.
+    # Our own config without Debian's remaps (they send the mirror to another host name,
+    # which this machine may not resolve): the proxy fetches the URL the host asked for.
     conf = os.path.join(STATE, 'acng-conf')
     write(os.path.join(conf, 'acng.conf'), ''.join('%s: %s\n' % item for item in (
         ('CacheDir', cache), ('LogDir', os.path.join(STATE, 'acng-log')),
@@ -184,6 +251,10 @@ def prepare_root(name, index, base, pubkey):
     """Overlay over the base plus this host's identity, network and apt proxy."""
     hdir = os.path.join(STATE, name)
     root = os.path.join(hdir, 'root')
+    # The host's writable layer lives in RAM (about 1.3 GB once the toolchain is in):
+    # dpkg does not wait for the disk, and destroy is an unmount, not deleting 50k files.
+    os.makedirs(hdir, exist_ok=True)
+    run(['mount', '-t', 'tmpfs', '-o', 'mode=0755,size=%s' % HOST_RAM, 'kbfleet', hdir])
     for sub in ('upper', 'work', 'root'):
         os.makedirs(os.path.join(hdir, sub), exist_ok=True)
     run(['mount', '-t', 'overlay', 'overlay', '-o',
@@ -191,7 +262,9 @@ def prepare_root(name, index, base, pubkey):
     write(os.path.join(root, 'etc/hostname'), name + '\n')
     write(os.path.join(root, 'etc/hosts'), '127.0.0.1 localhost\n127.0.1.1 %s\n' % name)
     write(os.path.join(root, 'etc/machine-id'), uuid.uuid4().hex + '\n', 0o444)
-    run(['ssh-keygen', '-q', '-A', '-f', root])
+    # One host key type is enough for pinning; RSA keys cost seconds on a busy machine.
+    run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', name,
+         '-f', os.path.join(root, 'etc/ssh/ssh_host_ed25519_key')])
     write(os.path.join(root, 'etc/apt/apt.conf.d/01kbfleet-proxy'),
           'Acquire::http::Proxy "http://%s:%d";\n' % (CONTROLLER_IP, PROXY_PORT))
     for home, owner in (('root', 'root'), ('home/' + BECOME_USER, BECOME_USER)):
@@ -203,15 +276,15 @@ def prepare_root(name, index, base, pubkey):
         return handle.read().split()[:2]
 
 
-def boot(name):
+def boot(name, allow_bpf=True):
     root = os.path.join(STATE, name, 'root')
     env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE='1')
     # No systemd as PID 1 on the controller: --register=no --keep-unit. The default seccomp
     # filter refuses bpf(); the hosts are test benches, so they get every capability.
+    allow = ['--system-call-filter=bpf perf_event_open'] if allow_bpf else []
     spawn(['systemd-nspawn', '--boot', '--quiet', '--directory', root, '--machine', name,
-           '--register=no', '--keep-unit', '--network-bridge=' + BRIDGE,
-           '--system-call-filter=bpf perf_event_open', '--capability=all',
-           '--resolv-conf=off', '--timezone=off', '--link-journal=no',
+           '--register=no', '--keep-unit', '--network-bridge=' + BRIDGE] + allow +
+          ['--capability=all', '--resolv-conf=off', '--timezone=off', '--link-journal=no',
            '--console=passive'], name, env=env)
 
 
@@ -282,40 +355,68 @@ def create(args):
         pubkey = handle.read()
     ensure_bridge()
     ensure_proxy()
-    names = ['%s%d' % (PREFIX, i) for i in range(1, args.hosts + 1)]
+    # index -> name; host 0 is the one whose seccomp filter refuses bpf().
+    first = 0 if args.seccomp_host else 1
+    hosts = dict((i, '%s%d' % (PREFIX, i)) for i in range(first, args.hosts + 1))
     known = []
-    for index, name in enumerate(names, 1):
+    for index, name in sorted(hosts.items()):
         keytype, keydata = prepare_root(name, index, base, pubkey)
         known.append('%s %s %s\n' % (host_ip(index), keytype, keydata))
-        boot(name)
+        boot(name, allow_bpf=index != 0)
         configure_network(name, index)
     write(os.path.join(out, 'known_hosts'), ''.join(known))
-    for index, name in enumerate(names, 1):
+    for index, name in sorted(hosts.items()):
         wait_ssh(out, name, index)
-    write(os.path.join(STATE, 'fleet.json'), json.dumps({'hosts': names, 'out': out}))
-    write(os.path.join(out, 'inventory.yml'), inventory(out, names))
+    write(os.path.join(STATE, 'fleet.json'), json.dumps({'hosts': sorted(hosts.values()),
+                                                         'out': out}))
+    write(os.path.join(out, 'inventory.yml'), inventory(out, hosts))
     log('%d host(s) up in %.0f s, inventory %s/inventory.yml'
-        % (len(names), time.monotonic() - started, out))
+        % (len(hosts), time.monotonic() - started, out))
 
 
-def inventory(out, names):
-    """Connection facts only; what makes the hosts differ lives in the scenario."""
+def inventory(out, hosts):
+    """Connection facts only; what makes the hosts differ lives in the scenario.
+    hosts: {index: name}; index 0 (bpf() refused) goes to its own group."""
     lines = ['# Generated by hack/fleet.py create: the fleet is gone after `fleet.py destroy`.',
-             'all:', '  children:', '    kbypass_hosts:', '      hosts:']
-    for index, name in enumerate(names, 1):
-        lines.append('        %s:' % name)
-        lines.append('          ansible_host: %s' % host_ip(index))
-    lines += [
-        '      vars:',
-        '        ansible_user: root',
-        '        ansible_python_interpreter: /usr/bin/python3',
-        '        ansible_ssh_private_key_file: %s/id_ed25519' % out,
-        '        ansible_ssh_common_args: >-',
-        '          -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes' % out,
-        '        kbfleet_become_user: %s' % BECOME_USER,
-        '        kbfleet_proxy: http://%s:%d' % (CONTROLLER_IP, PROXY_PORT),
-        '']
-    return '\n'.join(lines)
+             'all:', '  vars:',
+             '    ansible_user: root',
+             '    ansible_python_interpreter: /usr/bin/python3',
+             '    ansible_ssh_private_key_file: %s/id_ed25519' % out,
+             '    ansible_ssh_common_args: >-',
+             '      -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes' % out,
+             '    kbfleet_become_user: %s' % BECOME_USER,
+             '    kbfleet_proxy: http://%s:%d' % (CONTROLLER_IP, PROXY_PORT),
+             '  children:']
+    for group, members in (('kbypass_hosts', [i for i in sorted(hosts) if i]),
+                           ('kbfleet_seccomp', [i for i in hosts if i == 0])):
+        if members:
+            lines += ['    %s:' % group, '      hosts:']
+        for index in members:
+            lines += ['        %s:' % hosts[index], '          ansible_host: %s' % host_ip(index)]
+    return '\n'.join(lines) + '\n'
+
+
+def pip_index():
+    """The index the controller's pip uses (PIP_INDEX_URL, pip config, pip's default) and
+    one IPv4 address of its host, so a test can show the hosts reach neither."""
+    import socket
+    from urllib.parse import urlsplit
+    url = os.environ.get('PIP_INDEX_URL')
+    if not url:
+        conf = run([sys.executable, '-m', 'pip', 'config', 'get', 'global.index-url'],
+                   check=False, capture_output=True)
+        url = conf.stdout.strip() if conf.returncode == 0 else None
+    if not url:
+        from pip._internal.models.index import PyPI  # pip's default, not named here
+        url = PyPI.simple_url
+    host = urlsplit(url)
+    try:
+        address = socket.getaddrinfo(host.hostname, host.port or 443, socket.AF_INET,
+                                     socket.SOCK_STREAM)[0][4][0]
+    except OSError:
+        address = None
+    print(json.dumps({'url': url, 'address': address, 'port': host.port or
+                      (443 if host.scheme == 'https' else 80)}))
 
 
 # --- destroy ----------------------------------------------------------------------------
@@ -334,24 +435,40 @@ def processes_under(path):
     return pids
 
 
-def stop(name, timeout=20):
-    pid = read_pid(name)
-    if alive(pid):
-        # nspawn turns SIGTERM into an orderly shutdown of the container's systemd.
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.3)
+def stop(names, timeout=10):
+    """Stop processes by pidfile name, all at once. For a container, nspawn asks its
+    systemd for an orderly shutdown; one that takes longer is killed (destroy then kills
+    what is left inside): these hosts hold nothing worth a slow shutdown."""
+    pids = dict((name, read_pid(name)) for name in names)
+    started = time.monotonic()
+    for pid in pids.values():
+        if alive(pid):
+            # nspawn turns SIGTERM into an orderly shutdown of the container's systemd.
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    for name, pid in pids.items():
         if alive(pid):
             log('%s did not stop in %d s, killing it' % (name, timeout))
             try:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
+        try:
+            os.unlink(os.path.join(STATE, name + '.pid'))
+        except OSError:
+            pass
+    if names:
+        log('stopped %s in %.1f s' % (', '.join(names), time.monotonic() - started))
+
+
+def kill(pid):
     try:
-        os.unlink(os.path.join(STATE, name + '.pid'))
+        os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
+    return pid
 
 
 def mounts_under(path):
@@ -364,19 +481,22 @@ def destroy(_args=None):
     names = sorted(n for n in os.listdir(STATE)
                    if n.startswith(PREFIX) and os.path.isdir(os.path.join(STATE, n))) \
         if os.path.isdir(STATE) else []
-    for name in names:
-        stop(name)
-        root = os.path.join(STATE, name, 'root')
-        for pid in processes_under(root):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+    stop(names)
+    roots = [os.path.join(STATE, name, 'root') for name in names]
+    # Killing a container's PID 1 ends its PID namespace; wait for that before unmounting.
+    wait_for(lambda: not [kill(pid) for root in roots for pid in processes_under(root)],
+             30, 'the containers\' processes to exit')
     if os.path.isdir(STATE):
         for point in sorted(mounts_under(STATE), key=len, reverse=True):
             if run(['umount', point], check=False, stderr=subprocess.DEVNULL).returncode:
                 run(['umount', '-l', point], check=False)
-    stop('apt-cacher-ng')
+    stop(['apt-cacher-ng'])
+    for link in fleet_links():
+        if link != BRIDGE:
+            # The container's netns outlived its processes (the kernel still holds a
+            # reference, seen after a forwarder was killed mid-run): drop our end.
+            log('deleting %s, whose container network namespace is still alive' % link)
+            run(['ip', 'link', 'del', link], check=False)
     if link_exists(BRIDGE):
         run(['ip', 'link', 'del', BRIDGE])
     if os.path.isdir(STATE) and not mounts_under(STATE):
@@ -387,15 +507,20 @@ def destroy(_args=None):
     log('destroyed: no container, mount, link, proxy or state left')
 
 
+def fleet_links():
+    """The bridge and the controller's ends of the hosts' veth pairs."""
+    links = run(['ip', '-o', 'link', 'show'], capture_output=True).stdout
+    names = [line.split(':')[1].strip().split('@')[0] for line in links.splitlines()]
+    return [n for n in names if n == BRIDGE or n.startswith(('vb-' + PREFIX, 've-' + PREFIX))]
+
+
 def find_leftovers():
     found = []
     if os.path.exists(STATE):
         found.append('state directory %s' % STATE)
     if os.path.isdir(STATE) and mounts_under(STATE):
         found.append('mounts %s' % mounts_under(STATE))
-    links = run(['ip', '-o', 'link', 'show'], capture_output=True).stdout
-    names = [line.split(':')[1].strip().split('@')[0] for line in links.splitlines()]
-    stray = [n for n in names if n == BRIDGE or n.startswith(('vb-' + PREFIX, 've-' + PREFIX))]
+    stray = fleet_links()
     if stray:
         found.append('links %s' % stray)
     procs = run(['ps', '-eo', 'pid=,args='], capture_output=True).stdout.splitlines()
@@ -426,7 +551,10 @@ def main():
     p_create = sub.add_parser('create')
     p_create.add_argument('-n', '--hosts', type=int, default=3)
     p_create.add_argument('--out', required=True, help='where the key and inventory go')
+    p_create.add_argument('--seccomp-host', action='store_true',
+                          help="also boot kbfleet0 under nspawn's default seccomp filter")
     p_create.set_defaults(func=create)
+    sub.add_parser('index').set_defaults(func=lambda _a: pip_index())
     sub.add_parser('destroy').set_defaults(func=destroy)
     sub.add_parser('check').set_defaults(func=check)
     args = parser.parse_args()

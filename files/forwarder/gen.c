@@ -847,7 +847,8 @@ int main(int argc, char **argv)
 		      dur > 0 ? (double)R.sent / dur : 0, dur > 0 ? (double)R.received / dur : 0);
 	if (R.nsamples)
 		kb_buf_printf(&b, "\"rtt_us\": {\"p50\": %.1f, \"p90\": %.1f, \"p99\": %.1f, "
-			      "\"max\": %.1f, \"samples\": %llu}, ", pct(50), pct(90), pct(99),
+			      "\"p99.9\": %.1f, \"max\": %.1f, \"samples\": %llu}, ", pct(50), pct(90),
+			      pct(99), pct(99.9),
 			      (double)R.rtt_ns[R.nsamples - 1] / 1000.0,
 			      (unsigned long long)R.nsamples);
 	else

@@ -509,3 +509,49 @@ def verifier_log(stderr):
         return '\n'.join(body + tail).strip()
     keep = [line for line in lines if not line.startswith('libbpf: elf:')]
     return '\n'.join(keep[-40:]).strip()
+
+
+# --- can this process use bpf() and AF_XDP at all? (kernel_preflight) ---------------
+BPF_MAP_CREATE = 0
+BPF_PROG_LOAD = 5
+BPF_MAP_TYPE_XSKMAP = 17
+AF_XDP = 44
+# r0 = XDP_PASS; exit
+_XDP_PASS_INSNS = struct.pack('=BBhiBBhi', 0xb7, 0, 0, 2, 0x95, 0, 0, 0)
+
+
+def load_xdp_pass():
+    """Load (and close) the smallest XDP program there is."""
+    insns = ctypes.create_string_buffer(_XDP_PASS_INSNS, len(_XDP_PASS_INSNS))
+    lic = ctypes.create_string_buffer(b'GPL')
+    attr = struct.pack('=IIQQIIQII16s', BPF_PROG_TYPE_XDP, 2, _addr(insns), _addr(lic),
+                       0, 0, 0, 0, 0, b'kbypass_probe')
+    os.close(_bpf(BPF_PROG_LOAD, attr, 'load a trivial XDP program')[0])
+
+
+def create_xskmap():
+    """Create (and close) a one-entry XSKMAP, the map AF_XDP redirects through."""
+    attr = struct.pack('=IIIII', BPF_MAP_TYPE_XSKMAP, 4, 4, 1, 0)
+    os.close(_bpf(BPF_MAP_CREATE, attr, 'create an XSKMAP')[0])
+
+
+def open_xdp_socket():
+    """Open (and close) an AF_XDP socket."""
+    import socket  # pylint: disable=import-outside-toplevel
+    socket.socket(AF_XDP, socket.SOCK_RAW, 0).close()
+
+
+def probe_afxdp_steps():
+    """Try each thing the bench needs from the kernel, in order.
+
+    Returns [(step, errno or None)] for 'prog_load', 'xskmap', 'xdp_socket'.
+    """
+    results = []
+    for step, call in (('prog_load', load_xdp_pass), ('xskmap', create_xskmap),
+                       ('xdp_socket', open_xdp_socket)):
+        try:
+            call()
+            results.append((step, None))
+        except OSError as exc:
+            results.append((step, exc.errno or errno.EIO))
+    return results

@@ -19,14 +19,43 @@ ROOT_NS_LABEL = 'init_net'  # pin path component for the root network namespace
 
 
 def ifname_error(name):
-    """Return a human message when ``name`` cannot be a Linux interface name, else None."""
+    """Return a human message when ``name`` cannot be a Linux interface name, else None.
+
+    The kernel's rules (dev_valid_name, __dev_alloc_name): at most 15 *bytes*, no "/",
+    ":" or whitespace, and no "%" (a "%d" would make the kernel pick a free number, so
+    the link created would not carry the name asked for).
+    """
     if not name:
         return 'interface name is empty'
-    if len(name) > IFNAMSIZ - 1:
-        return ('interface name %r is %d characters long; Linux allows at most %d'
-                % (name, len(name), IFNAMSIZ - 1))
-    if '/' in name or ':' in name or any(c.isspace() for c in name) or name in ('.', '..'):
-        return 'interface name %r may not contain "/", ":" or whitespace, nor be "." or ".."' % name
+    size = len(name.encode('utf-8'))
+    if size > IFNAMSIZ - 1:
+        return ('interface name %r is %d bytes long; Linux allows at most %d'
+                % (name, size, IFNAMSIZ - 1))
+    if (any(c in name for c in '/:%') or any(c.isspace() for c in name)
+            or name in ('.', '..') or not name.isprintable()):
+        return ('interface name %r may not contain "/", ":", "%%", whitespace or control '
+                'characters, nor be "." or ".."' % name)
+    return None
+
+
+# Pseudo file systems: nothing of ours can be written there.
+_NO_STATE_UNDER = ('/proc', '/sys', '/dev')
+
+
+def state_dir_error(path, label='state_dir'):
+    """Return a message when ``path`` cannot hold runtime files (relative, or under a
+    pseudo file system), else None. A relative path would land in whatever directory
+    the module happens to run in."""
+    if path is None:
+        return None
+    if not path.startswith('/'):
+        return ('%s %r is relative: give an absolute path (a relative one would be '
+                'resolved against the directory the module runs in)' % (label, path))
+    norm = '/' + path.strip('/')
+    for root in _NO_STATE_UNDER:
+        if norm == root or norm.startswith(root + '/'):
+            return ('%s %s is under %s, a kernel pseudo file system where no files can '
+                    'be created: use a directory such as /run/kbypass' % (label, path, root))
     return None
 
 

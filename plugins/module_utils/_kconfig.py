@@ -205,11 +205,116 @@ def evaluate(config, release, probes, min_version=MIN_KERNEL, require_btf=True,
     return missing, warnings
 
 
+# --- bpf() refused at run time: name the likely cause ------------------------------------
+BPF_STEPS = {
+    'prog_load': 'loading a trivial XDP program with bpf(BPF_PROG_LOAD)',
+    'xskmap': 'creating an XSKMAP with bpf(BPF_MAP_CREATE)',
+    'xdp_socket': 'opening an AF_XDP socket',
+}
+# What each step needs beyond bpf() itself being allowed.
+_STEP_CAPS = {
+    'prog_load': ('cap_bpf', 'cap_sys_admin'),
+    'xskmap': ('cap_bpf', 'cap_sys_admin'),
+    'xdp_socket': ('cap_net_raw',),
+}
+
+
+def _container_hint(ctx):
+    where = ('this host runs in a container (%s)' % ctx['container']) if ctx.get('container') \
+        else 'a container runtime or systemd unit installed one'
+    return ('a seccomp filter (Seccomp: filter mode, %s filter(s)) refuses the call although '
+            'the process has the capabilities: %s. Allow it: systemd-nspawn '
+            "--system-call-filter='bpf perf_event_open', docker/podman --security-opt "
+            'seccomp=<a profile allowing bpf>, or SystemCallFilter=bpf in the unit'
+            % (ctx.get('seccomp_filters', '?'), where))
+
+
+def bpf_refusal_cause(step, err, ctx):
+    """The most likely reason the kernel refused ``step`` with errno ``err``.
+
+    ``ctx``: euid, capabilities (kc.capabilities_from_mask), seccomp (0/1/2 or None),
+    seccomp_filters, container (name or None), lockdown ('none', 'integrity',
+    'confidentiality' or None), unprivileged_bpf_disabled (int or None).
+    """
+    caps = ctx.get('capabilities') or {}
+    if step != 'xdp_socket' and err == errno.ENOSYS:
+        return ('the bpf() syscall does not exist here: the kernel lacks CONFIG_BPF_SYSCALL, '
+                'or a seccomp filter answers ENOSYS')
+    if step == 'xdp_socket' and err in (errno.EAFNOSUPPORT, errno.EINVAL):
+        return 'the kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS is not set)'
+    if step == 'xskmap' and err in (errno.EINVAL, 524):  # 524: ENOTSUPP
+        return 'the kernel has no XSKMAP (CONFIG_XDP_SOCKETS is not set)'
+    if err not in (errno.EPERM, errno.EACCES):
+        return 'the kernel answered %s' % errno.errorcode.get(err, err)
+    privileged = any(caps.get(cap) for cap in _STEP_CAPS[step])
+    if not privileged:
+        need = ' or '.join(cap.upper() for cap in _STEP_CAPS[step])
+        if ctx.get('euid') != 0:
+            disabled = ctx.get('unprivileged_bpf_disabled')
+            why = (' and kernel.unprivileged_bpf_disabled=%s refuses bpf() to unprivileged '
+                   'users' % disabled) if disabled and step != 'xdp_socket' else ''
+            return ('the module runs as uid %s without %s%s: run it as root (become: true) '
+                    'or grant the capability' % (ctx.get('euid'), need, why))
+        return ('the process runs as root but lacks %s: the container or service dropped the '
+                'capability (systemd-nspawn --capability=all, docker --cap-add=BPF '
+                '--cap-add=NET_ADMIN --cap-add=NET_RAW, or AmbientCapabilities= in the unit)'
+                % need)
+    if ctx.get('seccomp') == 2:
+        return _container_hint(ctx)
+    if ctx.get('lockdown') not in (None, 'none'):
+        return ('kernel lockdown is in %s mode, which restricts bpf(): boot without '
+                'lockdown (lockdown= / Secure Boot policy) on a bench host' % ctx['lockdown'])
+    return ('the process has the capabilities and no seccomp filter, so a security module '
+            '(SELinux, AppArmor, BPF LSM) likely denies it: check the audit log')
+
+
+def bpf_probe_missing(steps, ctx):
+    """Turn [(step, errno or None)] into missing items naming the likely cause.
+
+    Only the first refused step gets a cause: later ones usually fail for the same reason.
+    """
+    refused = [(step, err) for step, err in steps if err is not None]
+    if not refused:
+        return []
+    step, err = refused[0]
+    also = [BPF_STEPS[s] for s, _e in refused[1:]]
+    reason = '%s failed with %s: %s' % (
+        BPF_STEPS[step], errno.errorcode.get(err, err), bpf_refusal_cause(step, err, ctx))
+    if also:
+        reason += ' (also refused: %s)' % ', '.join(also)
+    return [{'item': 'bpf() at run time', 'reason': reason, 'runtime': True}]
+
+
+def parse_status_field(status_text, field):
+    """An integer field of /proc/<pid>/status (e.g. Seccomp), or None."""
+    for line in status_text.splitlines():
+        if line.startswith(field + ':'):
+            try:
+                return int(line.split(':', 1)[1].strip())
+            except ValueError:
+                return None
+    return None
+
+
+def parse_lockdown(text):
+    """The active mode from /sys/kernel/security/lockdown ('none [integrity] ...')."""
+    match = re.search(r'\[(\w+)\]', text or '')
+    return match.group(1) if match else None
+
+
 def failure_message(release, missing):
-    """One actionable sentence naming every missing item."""
-    return ('Kernel %s lacks what kbypass.xdp needs: %s. Boot a kernel (>= %s) built with '
-            'these options, or pass config_path if its config lives elsewhere.'
-            % (release, '; '.join(m['reason'] for m in missing), _version_text(MIN_KERNEL)))
+    """One actionable sentence per kind of problem: the kernel build, or bpf() refused."""
+    kernel = [m['reason'] for m in missing if not m.get('runtime')]
+    runtime = [m['reason'] for m in missing if m.get('runtime')]
+    parts = []
+    if kernel:
+        parts.append('Kernel %s lacks what kbypass.xdp needs: %s. Boot a kernel (>= %s) built '
+                     'with these options, or pass config_path if its config lives elsewhere.'
+                     % (release, '; '.join(kernel), _version_text(MIN_KERNEL)))
+    if runtime:
+        parts.append('This host refuses what the bench needs from bpf(): %s.'
+                     % '; '.join(runtime))
+    return ' '.join(parts)
 
 
 def memlock_warnings(soft, hard, raised_to_unlimited, capabilities):

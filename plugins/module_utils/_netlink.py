@@ -13,6 +13,7 @@ the import below is guarded so that the module_utils import cleanly without it.
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _netns
 
@@ -128,3 +129,12 @@ def set_link_up(ipr, ifname, up=True):
         return False
     ipr.link('set', index=msg['index'], state='up' if up else 'down')
     return True
+
+
+def error_text(exc):
+    """A kernel error as words ('Numerical result out of range'), without Python's tuple
+    or ``[Errno n]`` rendering; other exceptions as their message."""
+    code = exc.code if isinstance(exc, NetlinkError) else getattr(exc, 'errno', None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
+    return str(exc)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 
 from ansible_collections.kbypass.xdp.plugins.module_utils._bpf import (  # noqa: F401
+    STEER_COUNTERS,
     packets_of as _packets,
     steer_delta,
 )
@@ -37,9 +38,9 @@ def forwarder_delta(before, after):
     a missing ``after`` means no stats at all: None. A restart between the snapshots
     (pid changed, counters went down) also counts the new process from zero.
     """
-    if after is None:
+    if not isinstance(after, dict):
         return None
-    base = before or {}
+    base = before if isinstance(before, dict) else {}
     if base and (base.get('pid') != after.get('pid')
                  or _packets(after.get('rx_packets')) < _packets(base.get('rx_packets'))):
         base = {}
@@ -188,28 +189,115 @@ def check_observation(observation, ifname, program_name='xdp_steer', mode='echo'
     return failures
 
 
+_SECTIONS = ('topology', 'forwarder', 'nonmatching', 'observation')
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _missing_counters(snapshot, names):
+    """Names in ``names`` that ``snapshot`` (a dict of counters) lacks or holds no number for."""
+    if not isinstance(snapshot, dict):
+        return list(names)
+    out = []
+    for n in names:
+        v = snapshot.get(n)
+        if isinstance(v, dict):
+            v = v.get('packets')
+        if not _is_count(v):
+            out.append(n)
+    return out
+
+
+def usable(data):
+    """(data with every section of the wrong type dropped, what was wrong) — rendering
+    and the checks then only see dicts where dicts belong."""
+    problems = []
+    if not isinstance(data, dict):
+        return {}, ['the measurement is a %s, not a mapping' % type(data).__name__]
+    clean = dict(data)
+    for key in _SECTIONS:
+        if key in clean and clean[key] is not None and not isinstance(clean[key], dict):
+            problems.append('%s is a %s, not a mapping' % (key, type(clean[key]).__name__))
+            clean[key] = None
+    bursts = clean.get('matching')
+    if bursts is not None and not isinstance(bursts, list):
+        problems.append('matching is a %s, not a list of bursts' % type(bursts).__name__)
+        bursts = []
+    bad = [i for i, b in enumerate(bursts or []) if not isinstance(b, dict)]
+    if bad:
+        which = ','.join(str(i) for i in bad)
+        problems.append('matching[%s] %s not a mapping' % (which, 'is' if len(bad) == 1 else 'are'))
+    clean['matching'] = [b for b in bursts or [] if isinstance(b, dict)]
+    return clean, problems
+
+
+def evidence_problems(data, mode):
+    """What a PASS needs and ``data`` (after usable()) lacks: a verdict without these
+    counters would be a PASS without evidence."""
+    out = []
+    if data.get('failed'):
+        out.append('the measurement itself failed: %s' % (data.get('msg') or 'no message'))
+    if not data.get('matching'):
+        out.append('no matching burst was measured: nothing proves that traffic went '
+                   'through user space')
+    for i, burst in enumerate(data.get('matching') or []):
+        label = 'matching[%d] (%s)' % (i, burst.get('family', '?'))
+        if not _is_count(burst.get('requested')) or not burst.get('requested'):
+            out.append('%s: the number of packets requested is missing' % label)
+        gen = burst.get('generator')
+        need = ('sent', 'received') if mode in ECHO_MODES else ('sent',)
+        missing = _missing_counters(gen, need)
+        if isinstance(gen, dict) and missing:
+            out.append('%s: generator counters missing: %s' % (label, ', '.join(missing)))
+        for key in ('steer_before', 'steer_after'):
+            missing = _missing_counters(burst.get(key), STEER_COUNTERS)
+            if burst.get(key) is not None and missing:
+                out.append('%s: %s lacks counters %s' % (label, key, ', '.join(missing)))
+        missing = _missing_counters(burst.get('forwarder_after'), ('rx_packets', 'tx_packets'))
+        if burst.get('forwarder_after') is not None and missing:
+            out.append('%s: forwarder_after lacks %s' % (label, ', '.join(missing)))
+    nm = data.get('nonmatching')
+    if nm:
+        for key in ('steer_before', 'steer_after'):
+            missing = _missing_counters(nm.get(key), STEER_COUNTERS)
+            if missing:
+                out.append('nonmatching: %s lacks counters %s' % (key, ', '.join(missing)))
+    return out
+
+
 def evaluate(data, mode=None):
     """Evaluate everything traffic_probe measured.
 
     Returns ``{'ok', 'failures', 'matching', 'nonmatching', 'observation'}`` where the
-    three sections hold the deltas used and per-section failures. ``failures[0]`` is the
-    first counter that disagrees.
+    three sections hold the deltas used and per-section failures. ``failures[0]`` is a
+    wrong attachment (no program, a foreign one) when there is one, else the first piece
+    of evidence that is missing or the first counter that disagrees: PASS
+    needs every required counter present and in agreement.
     """
+    data, failures = usable(data)
     mode = mode or (data.get('forwarder') or {}).get('mode') or 'echo'
     result = {'mode': mode, 'matching': [], 'nonmatching': None, 'observation': None}
-    failures = []
+    # what is attached comes first: no program explains every missing counter after it
+    obs = data.get('observation')
+    if obs:
+        fails = check_observation(obs, (data.get('topology') or {}).get('dut_ifname'), mode=mode)
+        failures.extend(fails)
+        result['observation'] = {'failures': fails}
+    failures.extend(evidence_problems(data, mode))
     for burst in data.get('matching') or []:
         steer = steer_delta(burst.get('steer_before'), burst.get('steer_after'))
         fwd = forwarder_delta(burst.get('forwarder_before'), burst.get('forwarder_after'))
         address = str(burst.get('address'))
         label = '%s %s:%s' % (burst.get('family', '?'),
                               '[%s]' % address if ':' in address else address, burst.get('port'))
-        fails = check_matching(label, _packets(burst.get('requested')), burst.get('generator'),
-                               steer, fwd, mode)
+        gen = burst.get('generator') if isinstance(burst.get('generator'), dict) else None
+        fails = check_matching(label, _packets(burst.get('requested')), gen, steer, fwd, mode)
         failures.extend(fails)
         result['matching'].append({'label': label, 'family': burst.get('family'),
                                    'steer': steer, 'forwarder': fwd,
-                                   'generator': _gen_summary(burst.get('generator')),
+                                   'generator': _gen_summary(gen),
                                    'failures': fails})
     nm = data.get('nonmatching')
     if nm:
@@ -218,11 +306,6 @@ def evaluate(data, mode=None):
         fails = check_nonmatching(nm, steer, fwd)
         failures.extend(fails)
         result['nonmatching'] = {'steer': steer, 'forwarder': fwd, 'failures': fails}
-    obs = data.get('observation')
-    if obs:
-        fails = check_observation(obs, (data.get('topology') or {}).get('dut_ifname'), mode=mode)
-        failures.extend(fails)
-        result['observation'] = {'failures': fails}
     result['failures'] = failures
     result['ok'] = not failures
     return result

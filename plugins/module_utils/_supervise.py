@@ -420,3 +420,88 @@ class SystemdUnit(object):
         if removed:
             self._ctl('daemon-reload')
         return removed
+
+
+# --------------------------------------------------------------------------- health (kernel's view)
+BPF_MAP_TYPE_XSKMAP = 17
+
+
+def parse_fdinfo(text):
+    """``key:\\tvalue`` lines of /proc/<pid>/fdinfo/<fd> as a dict of strings."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(':')
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def proc_map_ids(pid, map_type=BPF_MAP_TYPE_XSKMAP, proc=PROC):
+    """Ids of the BPF maps of ``map_type`` that process ``pid`` holds open (from fdinfo),
+    or None when its fds cannot be read (process gone)."""
+    base = '%s/%d/fdinfo' % (proc, pid)
+    try:
+        fds = os.listdir(base)
+    except OSError:
+        return None
+    ids = set()
+    for fd in fds:
+        try:
+            with open(os.path.join(base, fd)) as f:
+                info = parse_fdinfo(f.read())
+        except (IOError, OSError):
+            continue  # closed meanwhile
+        if info.get('map_type') == str(map_type) and info.get('map_id', '').isdigit():
+            ids.add(int(info['map_id']))
+    return sorted(ids)
+
+
+def proc_netns_inode(pid, proc=PROC):
+    """(st_dev, st_ino) of the network namespace ``pid`` lives in, or None."""
+    try:
+        st = os.stat('%s/%d/ns/net' % (proc, pid))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def proc_exe_replaced(pid, binary, proc=PROC):
+    """True when ``binary`` on disk is no longer the file that process ``pid`` runs
+    (upgraded or removed since it started); False when it is, or when unknown."""
+    try:
+        running = os.stat('%s/%d/exe' % (proc, pid))
+    except OSError:
+        return False
+    try:
+        disk = os.stat(binary)
+    except OSError:
+        return True
+    return (running.st_dev, running.st_ino) != (disk.st_dev, disk.st_ino)
+
+
+def log_since_last_start(text, header='--- '):
+    """The lines a log gained since its last ``--- ... starting`` header (spawn_detached
+    writes one per start), so an earlier run's lines are never quoted as this one's."""
+    lines = text.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith(header):
+            return lines[i + 1:]
+    return lines
+
+
+def instance_names(state_dir):
+    """Names of the instances that have runtime files in ``state_dir`` (InstancePaths)."""
+    suffixes = ('.args.json', '.stats.json', '.pid', '.log')  # longest first
+    names = set()
+    try:
+        entries = os.listdir(state_dir)
+    except OSError:
+        return []
+    for entry in entries:
+        for suffix in suffixes:
+            if entry.endswith(suffix) and not entry.startswith('.'):
+                name = entry[:-len(suffix)]
+                if instance_name_error(name) is None:
+                    names.add(name)
+                break
+    return sorted(names)

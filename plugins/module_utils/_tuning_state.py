@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import (  # noqa: F401
+    STATE_ROOT,
+    state_dir_error,  # one rule for every module's state_dir
+)
 from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import write_json_atomic
 
 TUNING_STATE_DIR = STATE_ROOT + '/tuning'
 STATE_VERSION = 1
-# the kernel's own trees: a state file there is refused, not attempted
-_VIRTUAL_FS = ('/proc', '/sys', '/dev')
 
 
 def sysctl_path(name):
@@ -49,19 +50,6 @@ def state_file(state_dir, netns=None, ifname=None):
     kind = 'nic:' if ifname is not None else ''
     return os.path.join(state_dir or TUNING_STATE_DIR,
                         kind + target_key(netns, ifname) + '.json')
-
-
-def state_dir_error(state_dir):
-    """A message when ``state_dir`` cannot hold saved originals, else None (pure)."""
-    if not os.path.isabs(state_dir):
-        return ('state_dir %r is relative: give an absolute path (it would be resolved '
-                'against whatever directory the module happens to run in)' % state_dir)
-    norm = os.path.normpath(state_dir)
-    for top in _VIRTUAL_FS:
-        if norm == top or norm.startswith(top + '/'):
-            return ('state_dir %s is inside %s, a kernel file system that cannot hold '
-                    'files; use a directory such as %s' % (state_dir, top, TUNING_STATE_DIR))
-    return None
 
 
 def load_state(path):

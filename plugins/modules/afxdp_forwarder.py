@@ -23,6 +23,18 @@ description:
   - The effective command line is stored in C(<name>.args.json). The same configuration
     while the forwarder runs is no change; a different one restarts it; a dead process
     with a stale pidfile is started again.
+  - A running forwarder counts as healthy only when it receives through the program
+    attached now. The XSKMAP it registered its sockets in (read from its open fds) is one
+    the program attached to O(interface) uses, it runs in the namespace that now carries
+    the name O(netns), and its binary is the one on disk. An unhealthy forwarder is
+    restarted (see RV(restart_reasons)), e.g. after bpffs was remounted and the program
+    re-attached with new maps, after the namespace was re-created, or after an upgrade.
+  - Everything is checked before anything is stopped. The arguments, the binary, the
+    namespace, the interface and its queues, pins that belong to the program attached to
+    O(interface) (a O(pin_dir) of another interface's attachment is refused), and RX
+    queues already bound by another forwarder. When a restart fails after the old process
+    was stopped, the previous configuration is started again and the task fails with
+    C(changed=true), saying what runs now.
   - Starting waits (bounded by O(start_timeout)) until the forwarder's stats file reports
     C(running) (its sockets are bound). If the process dies first the task fails with the
     tail of its log and nothing is left running.
@@ -150,7 +162,9 @@ options:
     choices: [auto, process, systemd]
     default: auto
   state_dir:
-    description: Directory for the pidfile, log, stats and args files.
+    description:
+      - Directory for the pidfile, log, stats and args files. An absolute path outside
+        the kernel's pseudo file systems (C(/proc), C(/sys), C(/dev)).
     type: path
     default: /run/kbypass/forwarder
   start_timeout:
@@ -176,6 +190,8 @@ requirements:
   - the C(kbypass-fwd) binary (role C(kbypass.xdp.forwarder) builds it)
   - a steering program attached with pinned C(xsks_map) (M(kbypass.xdp.xdp_attach))
   - C(ip) from iproute2 (to read the RX queues of an interface in a namespace)
+  - pyroute2 (reads the program attached to the interface; the kbypass.xdp.toolchain role
+    installs it in C(/opt/kbypass/venv) and the module re-runs itself under that interpreter)
 notes:
   - In check mode, missing prerequisites (binary, namespace, interface, pins) only warn,
     because the tasks that create them did not run for real either.
@@ -273,6 +289,23 @@ problems:
   returned: in check mode when prerequisites are missing
   type: list
   elements: str
+instances:
+  description:
+    - Names of every instance with runtime files in O(state_dir) after the task, this one
+      included when it has any. The forwarder role stops those it does not list.
+  returned: always
+  type: list
+  elements: str
+  sample: [echo-ns1-veth0]
+restart_reasons:
+  description:
+    - Why a running forwarder with the same configuration was restarted. It could not
+      receive through the program attached now (its sockets are registered in another
+      xsks_map, it runs in a namespace that no longer carries the name) or its binary was
+      replaced.
+  returned: when a running forwarder was unhealthy
+  type: list
+  elements: str
 removed:
   description: Runtime files removed by a stop.
   returned: when state is stopped
@@ -291,8 +324,10 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     format_cpulist,
     ifname_error,
     netns_error,
+    state_dir_error,
 )
-from ansible_collections.kbypass.xdp.plugins.module_utils import _fwdopts, _netns
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _fwdopts, _netns, _xdp
+from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
 UNIT_TEMPLATE = 'kbypass-fwd'
@@ -327,6 +362,9 @@ def validate_params(p, online_cpus=None):
     """
     errors = []
     err = sv.instance_name_error(p['name'])
+    if err:
+        errors.append(err)
+    err = state_dir_error(p.get('state_dir'), 'state_dir')
     if err:
         errors.append(err)
     if p['state'] == 'stopped':
@@ -395,24 +433,96 @@ def build_argv(p, stats_path):
     return argv
 
 
-def compute_plan(state, status, current, desired):
+def compute_plan(state, status, current, desired, unhealthy=None):
     """Decide what to do.
 
     ``status`` is 'running', 'dead' (runtime files without a live process) or 'absent';
-    ``current`` and ``desired`` are ``{'argv': [...], 'supervisor': ...}`` (or None).
+    ``current`` and ``desired`` are ``{'argv': [...], 'supervisor': ...}`` (or None);
+    ``unhealthy`` lists why a running forwarder cannot receive through the program
+    attached now (health_problems()): such a forwarder is restarted.
     Returns one of 'none', 'start', 'restart', 'stop', 'cleanup'.
     """
     if state == 'stopped':
         return {'running': 'stop', 'dead': 'cleanup'}.get(status, 'none')
     if status != 'running':
         return 'start'
-    if state == 'restarted':
+    if state == 'restarted' or unhealthy:
         return 'restart'
     same = (current is not None and desired is not None
             and current.get('argv') == desired.get('argv')
             and current.get('supervisor') == desired.get('supervisor')
             and list(current.get('cpus') or []) == list(desired.get('cpus') or []))
     return 'none' if same else 'restart'
+
+
+def attachment_problems(ifname, where, pin_dir, att):
+    """Why the pins in ``pin_dir`` are not those of the program attached to ``ifname``.
+
+    ``att`` is attachment_of()'s view: ``prog_id`` attached now (None: nothing),
+    ``map_ids`` (the maps that program uses), ``pinned_xskmap`` (id of the pinned
+    xsks_map). A pin dir of another interface's attachment would steal its traffic.
+    """
+    if att is None:
+        return []
+    if not att.get('prog_id'):
+        return ['no XDP program is attached to %s in %s, so nothing reaches the '
+                'forwarder: attach the steering program first (kbypass.xdp.xdp_attach)'
+                % (ifname, where)]
+    if att.get('pinned_xskmap') not in (att.get('map_ids') or []):
+        return ['pin_dir %s belongs to another attachment: its xsks_map (map id %s) is not '
+                'used by the program attached to %s in %s (program id %d, maps %s); use the '
+                'pin_dir of that attachment (omit pin_dir for the default)'
+                % (pin_dir, att.get('pinned_xskmap'), ifname, where, att['prog_id'],
+                   ','.join(str(i) for i in att.get('map_ids') or []) or 'none')]
+    return []
+
+
+def health_problems(ifname, where, att, proc):
+    """Why a running forwarder does not receive through the program attached now.
+
+    ``att``: attachment_of() (plus ``netns``, the (dev, inode) of the namespace that now
+    carries the name); ``proc``: the forwarder as /proc shows it: ``xskmaps`` (XSKMAP ids
+    it holds, i.e. registered its sockets in), ``netns`` (dev, inode), ``exe_replaced``.
+    """
+    out = []
+    if proc.get('exe_replaced'):
+        out.append('its binary was replaced or removed since it started (upgrade): it still '
+                   'runs the old one')
+    if att.get('netns') and proc.get('netns') and att['netns'] != proc['netns']:
+        out.append('it runs in a network namespace that no longer carries the name of %s '
+                   '(the namespace was deleted or re-created)' % where)
+    held = proc.get('xskmaps')
+    if att.get('map_ids') and held is not None and not set(held) & set(att['map_ids']):
+        out.append('its sockets are registered in xsks_map id %s, but the program attached '
+                   'to %s in %s now uses xsks_map id %s (re-attached with new maps, e.g. '
+                   'after bpffs was remounted)'
+                   % (','.join(str(i) for i in held) or 'none', ifname, where,
+                      att.get('pinned_xskmap')))
+    return out
+
+
+def busy_queue_problems(ifname, netns, queues, others):
+    """Queues of ``ifname`` in ``netns`` that another forwarder (``others``: pid -> argv)
+    already binds; a second AF_XDP socket on a queue fails with EBUSY."""
+    out = []
+    for pid, argv in sorted(others.items()):
+        opts = {}
+        for i, a in enumerate(argv[:-1]):
+            if a.startswith('--'):
+                opts.setdefault(a, argv[i + 1])
+        if opts.get('--iface') != ifname or opts.get('--netns') != netns:
+            continue
+        try:
+            theirs = set(int(q) for q in opts.get('--queues', '0').split(','))
+        except ValueError:
+            continue
+        both = sorted(theirs & set(queues))
+        if both:
+            out.append('queue %s of %s is already bound by another forwarder (pid %d, %s): '
+                       'stop that one first or pick another queue'
+                       % (','.join(str(q) for q in both), ifname, pid,
+                          opts.get('--stats-file', '?')))
+    return out
 
 
 def parse_rx_queues(names):
@@ -445,6 +555,7 @@ class Forwarder(object):
         self.paths = sv.InstancePaths(self.p['name'], self.p['state_dir'])
         self.supervisor = self._pick_supervisor()
         self.unit = None
+        self.attachment = None
         if self.supervisor == 'systemd':
             systemctl = module.get_bin_path('systemctl')
             if not (systemctl and sv.systemd_is_pid1()):
@@ -519,9 +630,49 @@ class Forwarder(object):
         if not os.path.exists(os.path.join(pin, 'xsks_map')):
             errors.append('no xsks_map pinned at %s: attach the steering program first '
                           '(kbypass.xdp.xdp_attach)' % pin)
+        elif not errors:
+            self.attachment = self.attachment_of()
+            errors.extend(attachment_problems(p['interface'], where, pin, self.attachment))
         if p.get('pin_dir2') and not os.path.exists(os.path.join(p['pin_dir2'], 'xsks_map')):
             errors.append('no xsks_map pinned at %s (pin_dir2)' % p['pin_dir2'])
+        errors.extend(busy_queue_problems(p['interface'], p.get('netns'), p['queues'],
+                                          self.other_forwarders()))
         return errors
+
+    def attachment_of(self):
+        """The kernel's view of the attachment the forwarder needs (see
+        attachment_problems()); None when it cannot be read, with a warning."""
+        p = self.p
+        try:
+            link = _xdp.query(p['interface'], p.get('netns'))
+            prog_id = (link or {}).get('xdp', {}).get('prog_id')
+            map_ids = _bpf.prog_info_by_id(prog_id)['map_ids'] if prog_id else []
+            pinned = _bpf.pinned_map_info(os.path.join(effective_pin_dir(p), 'xsks_map'))
+            ns = _netns.netns_path(p['netns']) if p.get('netns') else '/proc/1/ns/net'
+            st = os.stat(ns)
+        except (_xdp.XdpError, OSError) as e:
+            self.module.warn('cannot read the XDP attachment of %s: %s' % (p['interface'], e))
+            return None
+        return {'prog_id': prog_id, 'map_ids': map_ids,
+                'pinned_xskmap': (pinned or {}).get('id'), 'netns': (st.st_dev, st.st_ino)}
+
+    def other_forwarders(self):
+        """pid -> argv of every kbypass-fwd that is not this instance."""
+        mine = is_instance_argv(self.paths.stats)
+        out = {}
+        for pid in sv.find_processes(lambda argv: sv.argv_runs(argv, 'kbypass-fwd')
+                                     and not mine(argv)):
+            out[pid] = sv.proc_cmdline(pid) or []
+        return out
+
+    def health(self, pid):
+        """health_problems() of the running forwarder ``pid`` ([] when unknown)."""
+        if self.attachment is None or not pid:
+            return []
+        proc = {'xskmaps': sv.proc_map_ids(pid), 'netns': sv.proc_netns_inode(pid),
+                'exe_replaced': sv.proc_exe_replaced(pid, self.p['binary'])}
+        where = ('netns %s' % self.p['netns']) if self.p.get('netns') else 'the root namespace'
+        return health_problems(self.p['interface'], where, self.attachment, proc)
 
     def rx_queues(self, ifname, netns):
         """RX queue indices of ``ifname`` from sysfs as seen inside its namespace."""
@@ -552,22 +703,28 @@ class Forwarder(object):
         except RuntimeError as e:
             self.module.fail_json(msg='could not stop forwarder %s: %s' % (self.p['name'], e))
 
-    def start(self, argv):
+    def start(self, argv, cpus):
+        """Start the forwarder with ``argv`` (worker threads on ``cpus``): (pid, start_time, None) once it reports
+        running, else (None, None, message) with nothing of it left running."""
         p = self.p
-        if not os.path.isdir(self.paths.state_dir):
-            os.makedirs(self.paths.state_dir, 0o755)
-        sv.remove_files([self.paths.stats])
+        try:
+            if not os.path.isdir(self.paths.state_dir):
+                os.makedirs(self.paths.state_dir, 0o755)
+            sv.remove_files([self.paths.stats])
+        except OSError as e:
+            return None, None, ('cannot use state_dir %s: %s'
+                                % (self.paths.state_dir, e.strerror or e))
         popen = None
         if self.unit is not None:
             try:
-                pid = self.unit.start(argv, p['cpus'])
+                pid = self.unit.start(argv, cpus)
             except RuntimeError as e:
-                self.module.fail_json(msg=str(e), log=sv.log_tail(self.paths.log))
+                return None, None, str(e)
         else:
             try:
                 popen = sv.spawn_detached(argv, self.paths.log)
             except OSError as e:
-                self.module.fail_json(msg='could not start %s: %s' % (argv[0], e))
+                return None, None, 'could not start %s: %s' % (argv[0], e.strerror or e)
             pid = popen.pid
         st = sv.proc_stat(pid) if pid else None
         start = (st or {}).get('start_time')
@@ -575,24 +732,22 @@ class Forwarder(object):
             sv.write_pidfile(self.paths.pid, pid, start)
         sv.write_json_atomic(self.paths.args, {
             'name': p['name'], 'argv': argv, 'supervisor': self.supervisor,
-            'cpus': p['cpus'], 'started_at': time.time(), 'pid': pid})
+            'cpus': cpus, 'started_at': time.time(), 'pid': pid})
         stats, why = self.wait_running(pid, start, popen)
-        if stats is None:
-            tail = sv.log_tail(self.paths.log)
-            try:
-                if self.unit is not None:  # also stops systemd's Restart= retries
-                    self.unit.stop()
-                if pid:
-                    sv.terminate(pid, start, term_timeout=self.p['stop_timeout'], popen=popen)
-            except RuntimeError:
-                pass
-            sv.remove_files([self.paths.pid, self.paths.args, self.paths.stats])
-            last = [ln for ln in tail.splitlines() if ln.strip() and not ln.startswith('--- ')]
-            detail = (': ' + last[-1]) if last else ''
-            self.module.fail_json(
-                msg='forwarder %s %s%s' % (p['name'], why, detail),
-                log_tail=tail, log_path=self.paths.log, argv=argv)
-        return pid, start, stats
+        if stats is not None:
+            return pid, start, None
+        try:
+            if self.unit is not None:  # also stops systemd's Restart= retries
+                self.unit.stop()
+            if pid:
+                sv.terminate(pid, start, term_timeout=self.p['stop_timeout'], popen=popen)
+        except RuntimeError:
+            pass
+        sv.remove_files([self.paths.pid, self.paths.args, self.paths.stats])
+        # only what this start wrote: an earlier run's last line would mislead
+        lines = [ln for ln in sv.log_since_last_start(sv.log_tail(self.paths.log))
+                 if ln.strip()]
+        return None, None, '%s%s' % (why, (': ' + lines[-1]) if lines else '')
 
     def wait_running(self, pid, start, popen):
         deadline = time.monotonic() + self.p['start_timeout']
@@ -616,6 +771,33 @@ def config_view(argv, supervisor, cpus):
     return {'argv': argv, 'supervisor': supervisor, 'cpus': list(cpus or [])}
 
 
+def fail_start(module, fwd, result, action, current, why):
+    """A start failed. After a restart the old forwarder was stopped: bring its
+    configuration back when it had one, and say (changed=true) what runs now."""
+    msg = 'forwarder %s %s' % (fwd.p['name'], why)
+    old = (current or {}).get('argv') if action == 'restart' else None
+    if action == 'restart' or (action == 'start' and current):
+        result['changed'] = True  # something was stopped or cleaned up
+    if old and old != result.get('argv'):
+        pid, _start, why_old = fwd.start(old, current.get('cpus') or [])
+        if pid:
+            msg += ('; the previous configuration was started again (pid %d), the new one is '
+                    'not in effect' % pid)
+            result.update(running=True, pid=pid)
+        else:
+            msg += '; the previous configuration failed to start again too (%s): the ' \
+                   'forwarder is DOWN' % why_old
+            result['running'] = False
+    elif action == 'restart':
+        msg += ': the forwarder that ran before was stopped, it is DOWN'
+        result['running'] = False
+    else:
+        result['running'] = False
+    result['instances'] = sv.instance_names(fwd.paths.state_dir)
+    module.fail_json(msg=msg, log_path=fwd.paths.log, log_tail=sv.log_tail(fwd.paths.log),
+                     **result)
+
+
 def main():
     module = AnsibleModule(
         argument_spec=ARGUMENT_SPEC,
@@ -627,6 +809,8 @@ def main():
     errors = validate_params(p, sv.online_cpus())
     if errors:
         module.fail_json(msg='invalid arguments: ' + '; '.join(errors), errors=errors)
+    if p['state'] != 'stopped':
+        require_pyroute2(module)  # reads the XDP attachment (health, owner of the pins)
 
     fwd = Forwarder(module)
     paths = fwd.paths
@@ -648,7 +832,11 @@ def main():
             else:
                 module.fail_json(msg='cannot start forwarder %s: %s'
                                  % (p['name'], '; '.join(problems)), errors=problems, **result)
-    action = compute_plan(p['state'], status, current, desired)
+    unhealthy = fwd.health(pid) if status == 'running' and desired else []
+    action = compute_plan(p['state'], status, current, desired, unhealthy)
+    if unhealthy:
+        result['restart_reasons'] = unhealthy
+        module.warn('forwarder %s (pid %s) is restarted: %s' % (p['name'], pid, '; '.join(unhealthy)))
     result['operation'] = action
     result['changed'] = action != 'none'
 
@@ -666,11 +854,14 @@ def main():
             pid = None
         elif action in ('start', 'restart'):
             sv.remove_files([paths.pid, paths.args])
-            pid, start, _stats = fwd.start(desired['argv'])
+            pid, start, why = fwd.start(desired['argv'], desired['cpus'])
+            if why:
+                fail_start(module, fwd, result, action, current, why)
     elif action in ('stop', 'cleanup'):
         result['removed'] = paths.existing()
         pid = None
 
+    result['instances'] = sv.instance_names(paths.state_dir)
     result['running'] = bool(pid)
     if pid:
         result['pid'] = pid

@@ -20,6 +20,10 @@ description:
     unless O(fail_on_missing=false).
   - When no configuration file exists it falls back to runtime probes (the bpf sysctl,
     creating and closing an AF_XDP socket, the BTF file).
+  - With O(probe_bpf) it also uses C(bpf()) for real, as the bench will. It loads a trivial
+    XDP program, creates an XSKMAP and opens an AF_XDP socket. When the kernel refuses, the
+    failure names the likely cause (a container's seccomp filter, a missing capability such
+    as C(CAP_BPF), kernel lockdown, C(kernel.unprivileged_bpf_disabled) for a non-root user).
   - Read-only; never changes anything. A RLIMIT_MEMLOCK that cannot be raised is a warning.
 author:
   - kbypass.xdp developers (@kbypass)
@@ -56,6 +60,12 @@ options:
       - Where bpffs is expected; RV(bpffs_mounted) tells whether one is mounted there.
     type: path
     default: /sys/fs/bpf
+  probe_bpf:
+    description:
+      - Load a trivial XDP program, create an XSKMAP and open an AF_XDP socket (each closed
+        at once) to prove this process may use them. Turn off only to inspect a kernel config.
+    type: bool
+    default: true
   fail_on_missing:
     description:
       - Fail when something is missing. With V(false) only report it in RV(missing).
@@ -114,7 +124,8 @@ probes:
   description: Runtime probe results (true, false, or null when undecidable).
   returned: always
   type: dict
-  sample: {"bpf_syscall": true, "xdp_sockets": true, "btf_vmlinux": true, "netns": true}
+  sample: {"bpf_syscall": true, "xdp_sockets": true, "btf_vmlinux": true, "netns": true,
+           "bpf_prog_load": true, "bpf_xskmap": true, "xdp_socket_open": true}
 btf:
   description: Whether C(/sys/kernel/btf/vmlinux) exists.
   returned: always
@@ -149,6 +160,7 @@ import os
 import resource
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
 from ansible_collections.kbypass.xdp.plugins.module_utils import _kconfig as kc
 
 REPORTED_OPTIONS = (
@@ -156,6 +168,10 @@ REPORTED_OPTIONS = (
     'CONFIG_XDP_SOCKETS_DIAG', 'CONFIG_DEBUG_INFO_BTF', 'CONFIG_NET_NS', 'CONFIG_VETH',
     'CONFIG_TUN', 'CONFIG_BPF_EVENTS', 'CONFIG_CGROUP_BPF',
 )
+
+# Names in RV(probes) of _bpf.probe_afxdp_steps()' steps.
+BPF_PROBE_NAMES = {'prog_load': 'bpf_prog_load', 'xskmap': 'bpf_xskmap',
+                   'xdp_socket': 'xdp_socket_open'}
 
 
 def _limit(value):
@@ -181,6 +197,30 @@ def _memlock():
     return soft, hard, raised
 
 
+def _container():
+    """The container manager's name when we run in one (systemd's own convention)."""
+    for path in ('/run/systemd/container', '/run/container_type'):
+        name = _read_text(path).strip()
+        if name:
+            return name
+    if os.path.exists('/.dockerenv'):
+        return 'docker'
+    return 'podman' if os.path.exists('/run/.containerenv') else None
+
+
+def _bpf_context(status, capabilities):
+    disabled = _read_text('/proc/sys/kernel/unprivileged_bpf_disabled').strip()
+    return dict(
+        euid=os.geteuid(),
+        capabilities=capabilities,
+        seccomp=kc.parse_status_field(status, 'Seccomp'),
+        seccomp_filters=kc.parse_status_field(status, 'Seccomp_filters'),
+        container=_container(),
+        lockdown=kc.parse_lockdown(_read_text('/sys/kernel/security/lockdown')),
+        unprivileged_bpf_disabled=int(disabled) if disabled.isdigit() else None,
+    )
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -190,6 +230,7 @@ def main():
             require_testbed=dict(type='bool', default=True),
             extra_options=dict(type='list', elements='str', default=[]),
             bpffs_path=dict(type='path', default='/sys/fs/bpf'),
+            probe_bpf=dict(type='bool', default=True),
             fail_on_missing=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
@@ -236,8 +277,14 @@ def main():
         require_btf=params['require_btf'], require_testbed=params['require_testbed'],
         extra_options=params['extra_options'], config_source=config_source)
 
-    capabilities = kc.capabilities_from_mask(kc.parse_cap_eff(_read_text('/proc/self/status')))
+    status = _read_text('/proc/self/status')
+    capabilities = kc.capabilities_from_mask(kc.parse_cap_eff(status))
     soft, hard, raised = _memlock()
+    if params['probe_bpf'] and probes.get('bpf_syscall') is not False:
+        # After raising RLIMIT_MEMLOCK, as the bench does (kernels < 5.11 charge maps to it).
+        steps = _bpf.probe_afxdp_steps()
+        probes.update((BPF_PROBE_NAMES[step], err is None) for step, err in steps)
+        missing.extend(kc.bpf_probe_missing(steps, _bpf_context(status, capabilities)))
     warnings.extend(kc.memlock_warnings(soft, hard, raised, capabilities))
     for warning in warnings:
         module.warn(warning)

@@ -21,6 +21,9 @@ description:
     changes nothing.
   - All arguments are validated before anything is touched; on bad input the module fails
     with a message saying what to fix and changes nothing.
+  - When the kernel refuses a step after others were applied, what this call created
+    (namespaces, veth pairs) is removed again, and the task fails with C(changed=true)
+    only for changes to pre-existing objects that stay, listed in RV(actions).
 author:
   - kbypass.xdp developers (@kbypass)
 requirements:
@@ -57,7 +60,9 @@ options:
     default: []
     suboptions:
       name:
-        description: Interface name of this end (at most 15 characters, no C(/)).
+        description:
+          - Interface name of this end, checked as the kernel does - at most 15 bytes (not
+            characters), no C(/), C(:), C(%), whitespace or control characters.
         type: str
         required: true
       netns:
@@ -68,6 +73,8 @@ options:
           - IPv4/IPv6 addresses in CIDR notation (C(198.18.0.10/24), C(2001:2::10/64)).
           - The list is exclusive; addresses not listed are removed, except IPv6 link-local ones.
           - Omit to leave the addresses alone.
+          - IPv4-mapped IPv6, multicast and unspecified addresses are refused; so are IPv6
+            addresses on an end whose O(links[].mtu) is below 1280 (the IPv6 minimum).
         type: list
         elements: str
       mtu:
@@ -290,6 +297,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_p
 from ansible_collections.kbypass.xdp.plugins.module_utils import _netlink, _netns
 
 MTU_MIN = 68
+IPV6_MTU_MIN = 1280  # below this the kernel drops a link's IPv6 configuration
 MTU_MAX = 65535
 QUEUES_MAX = 4096
 _MAC_RE = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
@@ -309,7 +317,7 @@ def _normalise_end(raw, label, errors):
     end['state'] = end['state'] or 'up'
     msg = ifname_error(end['name'] or '')
     if msg:
-        errors.append('%s: %s; use a name of 1-15 characters without "/", ":" or spaces'
+        errors.append('%s: %s; use a name of 1-15 bytes without "/", ":", "%%" or spaces'
                       % (label, msg))
     if end['netns'] == '':
         end['netns'] = None
@@ -341,11 +349,27 @@ def _normalise_end(raw, label, errors):
                 errors.append('%s: address %r is not a valid CIDR (%s); write e.g. '
                               '198.18.0.10/24 or 2001:2::10/64' % (label, cidr_s, exc))
                 continue
+            if iface.version == 6 and iface.ip.ipv4_mapped is not None:
+                errors.append('%s: address %s is an IPv4-mapped IPv6 address, which an '
+                              'interface cannot carry; write the IPv4 address %s/%d instead'
+                              % (label, cidr_s, iface.ip.ipv4_mapped,
+                                 max(0, iface.network.prefixlen - 96)))
+                continue
+            if iface.ip.is_multicast or iface.ip.is_unspecified:
+                errors.append('%s: address %s is a %s address, which an interface cannot carry'
+                              % (label, cidr_s, 'multicast' if iface.ip.is_multicast
+                                 else 'unspecified'))
+                continue
             norm = str(iface)
             if norm in seen:
                 errors.append('%s: address %s is listed twice' % (label, norm))
             seen.append(norm)
         end['addresses'] = seen
+        if (end['mtu'] is not None and MTU_MIN <= end['mtu'] < IPV6_MTU_MIN
+                and any(':' in a for a in seen)):
+            errors.append('%s: mtu %d is below %d, the IPv6 minimum: the kernel would drop the '
+                          'IPv6 addresses; raise the mtu or list only IPv4 addresses'
+                          % (label, end['mtu'], IPV6_MTU_MIN))
     return end
 
 
@@ -805,6 +829,48 @@ ARGUMENT_SPEC = {
 }
 
 
+# what undoes a creation: a failed call leaves nothing it created behind
+_UNDO = {'create_netns': lambda a: _act('delete_netns', 'delete namespace %s' % a['netns'],
+                                        netns=a['netns']),
+         'create_veth': lambda a: _act('delete_link', 'delete veth %s' % where(a['netns'],
+                                                                               a['ifname']),
+                                       netns=a['netns'], ifname=a['ifname'])}
+
+
+def undo_plan(done):
+    """(actions that remove what ``done`` created, newest first; what stays changed)."""
+    undo = [_UNDO[a['op']](a) for a in reversed(done) if a['op'] in _UNDO]
+    created_ns = set(a['netns'] for a in done if a['op'] == 'create_netns')
+    created_links = set()
+    for a in done:
+        if a['op'] == 'create_veth':
+            created_links.update([(a['netns'], a['ifname']), (a['peer_netns'], a['peer_ifname'])])
+    # changes to what is removed again go with it
+    kept = [a for a in done if a['op'] not in _UNDO and a.get('netns') not in created_ns
+            and (a.get('netns'), a.get('ifname')) not in created_links]
+    return undo, kept
+
+
+def fail_after(module, failed, exc, done):
+    """An action failed: remove what this call created, then say what stays changed."""
+    undo, kept = undo_plan(done)
+    leftover = []
+    for act in undo:
+        try:
+            apply([act])
+        except Exception as undo_exc:  # pylint: disable=broad-except
+            leftover.append('%s (%s)' % (act['text'], _netlink.error_text(undo_exc)))
+    msg = 'failed to %s: %s' % (failed['text'], _netlink.error_text(exc))
+    if undo:
+        msg += '; removed again what this task had created (%s)' % ', '.join(
+            a['text'] for a in undo)
+    if leftover:
+        msg += '; could NOT remove: %s' % ', '.join(leftover)
+    msg += '; still changed: %s' % (', '.join(a['text'] for a in kept) or 'nothing')
+    module.fail_json(msg=msg, changed=bool(kept or leftover),
+                     actions=[a['text'] for a in kept])
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     desired, errors = normalise(module.params)
@@ -816,7 +882,7 @@ def main():
     try:
         before = read_state(desired)
     except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg='could not read the current state: %s' % exc,
+        module.fail_json(msg='could not read the current state: %s' % _netlink.error_text(exc),
                          exception=traceback.format_exc())
     actions, errors = plan(desired, before)
     if errors:
@@ -828,12 +894,9 @@ def main():
         try:
             for act in actions:
                 apply([act], ipv6_nodad=desired['ipv6_nodad'])
-                done.append(act['text'])
+                done.append(act)
         except Exception as exc:  # pylint: disable=broad-except
-            failed = actions[len(done)]['text']
-            module.fail_json(msg='failed to %s: %s (done before the failure: %s)'
-                             % (failed, exc, ', '.join(done) or 'nothing'),
-                             actions=done, exception=traceback.format_exc())
+            fail_after(module, actions[len(done)], exc, done)
         after = read_state(desired)
     else:
         after = predict(before, actions)

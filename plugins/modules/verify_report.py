@@ -18,6 +18,10 @@ description:
   - "Meant to run on the controller (C(delegate_to: localhost))."
   - The module itself never fails on a disagreement; it returns C(ok) and C(msg) so the caller
     can write the report first and fail afterwards.
+  - The verdict is PASS only with evidence. Every required counter is present (at least one
+    matching burst with the packets requested, the generator's sent and received, the steering
+    program's counters before and after, the forwarder's RX and TX) and agrees. Missing evidence,
+    or a measurement that failed, is FAIL with the reason.
 author:
   - kbypass.xdp developers (@kbypass)
 attributes:
@@ -31,7 +35,9 @@ attributes:
     description: Reports are run artefacts; no diff is returned.
 options:
   host:
-    description: Name of the host the measurement belongs to (used in file names).
+    description:
+      - Name of the host the measurement belongs to (used in file names, where every
+        character other than letters, digits, C(.), C(_) and C(-) becomes C(_)).
     type: str
     required: true
   data:
@@ -39,7 +45,7 @@ options:
     type: dict
     required: true
   report_dir:
-    description: Directory for the report files; created if missing.
+    description: Directory for the report files; created if missing. An absolute path.
     type: path
     required: true
   mode:
@@ -50,6 +56,13 @@ options:
     description: Render the PNG plot (skipped with a warning when matplotlib is missing).
     type: bool
     default: true
+  ovs:
+    description:
+      - The registered result of M(kbypass.xdp.ovs_probe). Adds the Open vSwitch section
+        to the report and its checks to the verdict.
+      - With an empty O(data) the report holds the Open vSwitch section only.
+    type: dict
+    version_added: "0.3.0"
 '''
 
 EXAMPLES = r'''
@@ -98,15 +111,19 @@ files:
 
 import io
 import os
+import re
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kbypass.xdp.plugins.module_utils import _ovs
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import state_dir_error
 from ansible_collections.kbypass.xdp.plugins.module_utils._report import (
     evaluate,
     render_json,
     render_markdown,
     series_rates,
     summary_lines,
+    usable,
 )
 
 try:
@@ -136,9 +153,16 @@ def _write(path, content):
     os.rename(tmp, path)
 
 
+def file_label(host):
+    """``host`` as a file name component: letters, digits, ``.``, ``_`` and ``-`` kept,
+    anything else (newlines, direction overrides, spaces) replaced by ``_``."""
+    return re.sub(r'[^A-Za-z0-9._-]', '_', host)
+
+
 def render_plot(host, data):
     """PNG bytes of tx/rx pps over time for every matching burst, or None without bursts."""
-    bursts = [b for b in data.get('matching') or [] if (b.get('generator') or {}).get('series')]
+    bursts = [b for b in data.get('matching') or []
+              if isinstance(b.get('generator'), dict) and isinstance(b['generator'].get('series'), list)]
     if not bursts:
         return None
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
@@ -161,6 +185,43 @@ def render_plot(host, data):
     return buf.getvalue()
 
 
+def render_all(host, raw, mode, base, plot, ovs=None):
+    """(verdict, summary, files, content): everything a run would write, rendered first
+    so that check mode predicts exactly what a real run writes. With ``ovs`` (the result
+    of kbypass.xdp.ovs_probe) the Open vSwitch section and its checks are folded in; with
+    ``ovs`` and empty ``raw`` the run measured OVS only, and only OVS is judged."""
+    data, _problems = usable(raw)  # evaluate() reports the problems
+    ovs_only = bool(ovs) and not raw
+    verdict = {'ok': True, 'failures': []} if ovs_only else evaluate(raw, mode)
+    files = {'markdown': base + '.md', 'json': base + '.json'}
+    content = {}
+    png = render_plot(host, data) if plot and not ovs_only else None
+    if png:
+        files['png'] = base + '.png'
+        content['png'] = png
+    plot_name = os.path.basename(files['png']) if 'png' in files else None
+    if not ovs:
+        markdown = render_markdown(host, data, verdict, plot_name)
+        summary = summary_lines(host, data, verdict)
+    else:
+        ovs_verdict = _ovs.judge_ovs(ovs)
+        verdict = _ovs.merge_verdict(verdict, ovs_verdict)
+        section = _ovs.render_ovs_markdown(ovs, ovs_verdict)
+        if ovs_only:
+            markdown = '\n'.join(['# kbypass.xdp verify — %s' % host, '', '**Verdict: %s**%s' % (
+                'PASS' if verdict['ok'] else 'FAIL',
+                '' if verdict['ok'] else ' — ' + verdict['failures'][0]), '', section])
+            summary = []
+        else:
+            markdown = render_markdown(host, data, verdict, plot_name) + '\n' + section
+            summary = summary_lines(host, data, verdict)
+        summary.append(_ovs.summary_line(host, ovs, ovs_verdict))
+        data = dict(data, ovs=ovs)
+    content['markdown'] = (markdown + '\n').encode()
+    content['json'] = render_json(host, data, verdict).encode()
+    return verdict, summary, files, content
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -169,31 +230,29 @@ def main():
             report_dir=dict(type='path', required=True),
             mode=dict(type='str', choices=['echo', 'rxdrop', 'l2fwd', 'kernel']),
             plot=dict(type='bool', default=True),
+            ovs=dict(type='dict'),
         ),
         supports_check_mode=True,
     )
     host = module.params['host']
     if not host or '/' in host or host in ('.', '..'):
         module.fail_json(msg='host %r cannot be used in a file name' % host)
-    data = module.params['data']
-    verdict = evaluate(data, module.params['mode'])
-    summary = summary_lines(host, data, verdict)
+    err = state_dir_error(module.params['report_dir'], 'report_dir')
+    if err:
+        module.fail_json(msg=err)
     report_dir = module.params['report_dir']
-    base = os.path.join(report_dir, 'verify-%s' % host)
-    files = {'markdown': base + '.md', 'json': base + '.json'}
-    # Render everything first: check mode then predicts exactly what a real run writes.
-    content = {}
+    base = os.path.join(report_dir, 'verify-%s' % file_label(host))
     if module.params['plot'] and not HAS_MATPLOTLIB:
         module.warn('matplotlib is not importable on the controller: the pps plot was '
                     'skipped (pip install matplotlib)')
-    elif module.params['plot']:
-        png = render_plot(host, data)
-        if png:
-            files['png'] = base + '.png'
-            content['png'] = png
-    plot_name = os.path.basename(files['png']) if 'png' in files else None
-    content['markdown'] = (render_markdown(host, data, verdict, plot_name) + '\n').encode()
-    content['json'] = render_json(host, data, verdict).encode()
+    try:
+        verdict, summary, files, content = render_all(
+            host, module.params['data'], module.params['mode'], base,
+            module.params['plot'] and HAS_MATPLOTLIB, module.params['ovs'])
+    except (AttributeError, TypeError, ValueError, KeyError):
+        module.fail_json(msg='data does not have the shape of the result of '
+                             'kbypass.xdp.traffic_probe (a section holds a value of the wrong '
+                             'type): pass that module\'s registered result')
     stale = [k for k in content if _differs(files[k], content[k])]
     if stale and not module.check_mode:
         try:
@@ -201,7 +260,7 @@ def main():
             for k in stale:
                 _write(files[k], content[k])
         except OSError as exc:
-            module.fail_json(msg='cannot write the report under %s: %s' % (report_dir, exc))
+            module.fail_json(msg='cannot write the report under %s: %s' % (report_dir, exc.strerror or exc))
     msg = verdict['failures'][0] if verdict['failures'] else summary[0]
     module.exit_json(changed=bool(stale), ok=verdict['ok'], msg=msg, failures=verdict['failures'],
                      summary=summary, verdict=verdict, files=files)

@@ -7,8 +7,10 @@ Every test uses its own namespace and link names (prefix ``kbt``), builds its be
 ``ns2`` bed is never touched.
 """
 import contextlib
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -117,6 +119,16 @@ def remove_bed(*names):
         path = os.path.join(PIN_ROOT, ns)
         if os.path.isdir(path):
             _bpf.remove_tree(path)
+
+
+def copy_build(src, dst):
+    """Copy the C sources and Makefile of ``src`` to a fresh ``dst`` and build there
+    (never in files/, which other builds use); returns ``dst``."""
+    os.makedirs(dst)
+    for f in glob.glob(os.path.join(src, '*.[ch]')) + [os.path.join(src, 'Makefile')]:
+        shutil.copy(f, dst)
+    subprocess.run(['make', '-C', dst], check=True, capture_output=True, timeout=300)
+    return dst
 
 
 def netns_list():

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import BIN, ROOT, _env, run_module, sh
+from conftest import BIN, ROOT, _env, copy_build, run_module, sh
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
@@ -37,14 +37,6 @@ PORT = 4242
 N = 300  # datagrams per echo test; bounded in count and time below
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XDP, AF_XDP)')
-
-
-def _copy_build(src, dst):
-    os.makedirs(dst)
-    for f in glob.glob(os.path.join(src, '*.[ch]')) + [os.path.join(src, 'Makefile')]:
-        shutil.copy(f, dst)
-    subprocess.run(['make', '-C', dst], check=True, capture_output=True, timeout=300)
-    return dst
 
 
 def _kill_leftovers():
@@ -65,8 +57,8 @@ def _del_bed():
 @pytest.fixture(scope='module')
 def bed(tmp_path_factory):
     build = tmp_path_factory.mktemp('kbtm_build')
-    bpf = _copy_build(os.path.join(ROOT, 'files', 'bpf'), str(build / 'bpf'))
-    fwd = _copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(build / 'forwarder'))
+    bpf = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(build / 'bpf'))
+    fwd = copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(build / 'forwarder'))
     _del_bed()
     _kill_leftovers()
     try:

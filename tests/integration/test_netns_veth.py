@@ -118,6 +118,10 @@ def test_create_check_diff_idempotent_ping(bed):
 
     again = run_module('netns_veth', topo(), diff=True)
     assert again['changed'] is False and again['actions'] == [], again
+    # both sides of the diff are the kernel's state, read again (not copies of nothing)
+    after = again['diff']['after']['links']
+    assert after['kbtnv0@kbtn1']['addresses'] == addrs('kbtn1', 'kbtnv0')
+    assert after['kbtnv1@kbtn2']['mac'] == link('kbtn2', 'kbtnv1')['address']
     assert again['diff']['before'] == again['diff']['after']
     assert again['links'][0]['ifindex'] == end['ifindex']
 

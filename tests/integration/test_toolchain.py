@@ -62,9 +62,38 @@ def test_preflight_passes_on_this_kernel():
     assert res['config']['CONFIG_XDP_SOCKETS'] == 'y'
     assert res['btf'] is True and os.path.exists('/sys/kernel/btf/vmlinux')
     assert res['probes']['xdp_sockets'] is True  # a real AF_XDP socket was created and closed
+    # bpf() used for real: a trivial XDP program loaded, an XSKMAP created
+    assert res['probes']['bpf_prog_load'] is True and res['probes']['bpf_xskmap'] is True
+    assert res['probes']['xdp_socket_open'] is True
     assert res['kernel_version'][:2] >= [5, 10]
     # Root here lacks CAP_SYS_RESOURCE: the memlock limit is reported, never fatal.
     assert set(res['memlock']) == {'soft', 'hard', 'can_raise_to_unlimited'}
+
+
+def test_preflight_as_non_root_names_the_sysctl_and_become(kbtq_dir):
+    """bpf() refused for real: the module run directly (as Ansible would over SSH without
+    become) by an unprivileged user; kernel.unprivileged_bpf_disabled must say why."""
+    with open('/proc/sys/kernel/unprivileged_bpf_disabled') as handle:
+        disabled = handle.read().strip()
+    if disabled == '0' or not shutil.which('setpriv'):
+        pytest.skip('unprivileged bpf() is allowed here or setpriv(1) is missing')
+    args = os.path.join(kbtq_dir, 'args.json')
+    with open(args, 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': {}}, handle)
+    os.chmod(kbtq_dir, 0o755)
+    os.chmod(args, 0o644)
+    env = dict(_env(), PYTHONPATH=os.path.join(ROOT, '.collections'), HOME=kbtq_dir)
+    proc = subprocess.run(
+        ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all',
+         os.path.join(BIN, 'python'), '-m',
+         'ansible_collections.kbypass.xdp.plugins.modules.kernel_preflight', args],
+        cwd=kbtq_dir, env=env, capture_output=True, text=True, timeout=120, check=False)
+    res = json.loads(proc.stdout)
+    assert res.get('failed') is True and res['ok'] is False
+    assert res['probes']['bpf_prog_load'] is False
+    assert 'runs as uid 65534 without CAP_BPF' in res['msg']
+    assert 'kernel.unprivileged_bpf_disabled=%s' % disabled in res['msg']
+    assert 'become: true' in res['msg'] and 'Kernel ' not in res['msg']
 
 
 @pytest.mark.parametrize('check', [False, True])

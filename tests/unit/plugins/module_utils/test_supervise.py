@@ -198,7 +198,8 @@ def test_terminate_escalates_to_sigkill(children):
 
 def test_find_processes_by_argv(children, tmp_path):
     marker = str(tmp_path / 'marker')
-    p = subprocess.Popen(['/bin/sh', '-c', 'sleep 30; :', marker],
+    # a process that never forks: a shell's child carries its argv until it execs
+    p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)', marker],
                          start_new_session=True)
     children.append(p)
     _wait_exec(p.pid)
@@ -261,3 +262,35 @@ def test_systemd_unit_start_failure_is_reported(tmp_path):
 def test_systemd_is_pid1(tmp_path):
     assert sv.systemd_is_pid1(str(tmp_path)) is True
     assert sv.systemd_is_pid1(str(tmp_path / 'nope')) is False
+
+
+# ------------------------------------------------------------------ health from /proc
+def test_proc_map_ids_reads_xskmaps_from_fdinfo(tmp_path):
+    fdinfo = tmp_path / '42' / 'fdinfo'
+    fdinfo.mkdir(parents=True)
+    (fdinfo / '3').write_text('pos:\t0\nflags:\t02000002\nmap_type:\t17\nmap_id:\t77\n')
+    (fdinfo / '4').write_text('pos:\t0\nmap_type:\t2\nmap_id:\t78\n')  # an array map
+    (fdinfo / '5').write_text('pos:\t0\nflags:\t02\n')  # a socket
+    assert sv.proc_map_ids(42, proc=str(tmp_path)) == [77]
+    assert sv.proc_map_ids(43, proc=str(tmp_path)) is None
+
+
+def test_proc_map_ids_of_a_real_process_holding_no_maps():
+    assert sv.proc_map_ids(os.getpid()) == []
+
+
+def test_proc_exe_replaced(tmp_path):
+    me = os.getpid()
+    exe = os.path.realpath('/proc/%d/exe' % me)
+    assert sv.proc_exe_replaced(me, exe) is False
+    assert sv.proc_exe_replaced(me, str(tmp_path / 'gone')) is True
+    copy = tmp_path / 'copy'
+    copy.write_bytes(b'x')
+    assert sv.proc_exe_replaced(me, str(copy)) is True
+
+
+def test_log_since_last_start():
+    text = '--- a starting\nold\n--- b starting\nnew 1\nnew 2'
+    assert sv.log_since_last_start(text) == ['new 1', 'new 2']
+    assert sv.log_since_last_start('--- c starting') == []
+    assert sv.log_since_last_start('no header') == ['no header']

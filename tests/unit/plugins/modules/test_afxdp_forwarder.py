@@ -425,3 +425,102 @@ def test_main_systemd_requested_without_systemd_fails_clearly(bench, capsys, mon
     r = run_main(dict(name='u10', state='stopped', supervisor='systemd',
                       state_dir=bench['state_dir']), capsys)
     assert not r.get('failed') and r['changed'] is False
+
+
+# ------------------------------------------------------------------ #17 items 1, 3, 10: health
+ATT = {'prog_id': 40, 'map_ids': [5, 6, 7], 'pinned_xskmap': 7, 'netns': (4, 1000)}
+PROC_OK = {'xskmaps': [7], 'netns': (4, 1000), 'exe_replaced': False}
+
+
+def test_healthy_forwarder_has_no_problems():
+    assert mod.health_problems('veth0', 'netns ns1', ATT, PROC_OK) == []
+
+
+@pytest.mark.parametrize('proc,needle', [
+    (dict(PROC_OK, xskmaps=[3]), 'registered in xsks_map id 3, but the program attached to '
+                                 'veth0 in netns ns1 now uses xsks_map id 7'),
+    (dict(PROC_OK, xskmaps=[]), 'registered in xsks_map id none'),
+    (dict(PROC_OK, netns=(4, 999)), 'no longer carries the name'),
+    (dict(PROC_OK, exe_replaced=True), 'binary was replaced or removed'),
+])
+def test_unhealthy_forwarder_is_named_why(proc, needle):
+    problems = mod.health_problems('veth0', 'netns ns1', ATT, proc)
+    assert len(problems) == 1 and needle in problems[0], problems
+
+
+def test_unhealthy_running_forwarder_is_restarted_even_with_the_same_argv():
+    assert mod.compute_plan('started', 'running', A, A, ['moved']) == 'restart'
+    assert mod.compute_plan('started', 'running', A, A, []) == 'none'
+
+
+@pytest.mark.parametrize('att,needle', [
+    (dict(ATT, prog_id=None), 'no XDP program is attached to veth0'),
+    (dict(ATT, map_ids=[]), 'maps none'),
+    (dict(ATT, pinned_xskmap=9), 'pin_dir /p belongs to another attachment: its xsks_map '
+                                 '(map id 9)'),
+])
+def test_pins_must_belong_to_the_attached_program(att, needle):
+    problems = mod.attachment_problems('veth0', 'netns ns1', '/p', att)
+    assert len(problems) == 1 and needle in problems[0], problems
+    assert mod.attachment_problems('veth0', 'netns ns1', '/p', ATT) == []
+    assert mod.attachment_problems('veth0', 'netns ns1', '/p', None) == []  # unknown
+
+
+def test_busy_queue_is_named_before_starting():
+    others = {
+        11: ['/b/kbypass-fwd', '--iface', 'veth0', '--mode', 'echo', '--netns', 'ns1',
+             '--queues', '0,1', '--stats-file', '/run/x/a.stats.json', '--quiet'],
+        12: ['/b/kbypass-fwd', '--iface', 'veth0', '--queues', '0'],  # root namespace
+        13: ['/b/kbypass-fwd', '--iface', 'veth9', '--netns', 'ns1', '--queues', '0'],
+    }
+    problems = mod.busy_queue_problems('veth0', 'ns1', [1, 2], others)
+    assert problems == ['queue 1 of veth0 is already bound by another forwarder (pid 11, '
+                        '/run/x/a.stats.json): stop that one first or pick another queue']
+    assert mod.busy_queue_problems('veth0', 'ns1', [2], others) == []
+
+
+def test_failed_restart_brings_the_old_one_back(bench, capsys):
+    """#17 item 2: validation passed, the binary refused the new argv after the old
+    process was stopped: the old configuration runs again and the task says changed."""
+    args = dict(bench, name='u10')
+    first = run_main(args, capsys)
+    r = run_main(dict(args, batch_size=13), capsys)  # the stand-in exits 1 on --batch 13
+    assert r['failed'] is True and r['changed'] is True, r
+    assert 'previous configuration was started again' in r['msg']
+    assert r['running'] is True and r['pid'] != first['pid'] and sv.is_alive(r['pid'])
+    assert '--batch' not in sv.read_json(r['paths']['args'])['argv']
+    again = run_main(args, capsys)
+    assert again['changed'] is False and again['pid'] == r['pid']
+    run_main(dict(name='u10', state='stopped', state_dir=bench['state_dir']), capsys)
+
+
+def test_failed_start_quotes_only_its_own_log_lines(bench, capsys):
+    """#17 item 10: an earlier run's last line is not this failure's reason."""
+    state = bench['state_dir']
+    os.makedirs(state)
+    with open(os.path.join(state, 'u11.log'), 'w') as f:
+        f.write('--- earlier starting\nkbypass-fwd: stale reason from yesterday\n')
+    silent = os.path.join(os.path.dirname(bench['binary']), 'silent-fwd')
+    with open(silent, 'w') as f:
+        f.write('#!/bin/sh\nexit 3\n')
+    os.chmod(silent, 0o755)
+    r = run_main(dict(bench, name='u11', binary=silent), capsys)
+    assert r['failed'] is True and 'exited with status 3' in r['msg']
+    assert 'stale reason' not in r['msg'], r['msg']
+
+
+def test_instances_in_the_state_dir_are_returned(bench, capsys):
+    """#13 item 5: the role takes instance names from the module, not from a regex."""
+    state = bench['state_dir']
+    os.makedirs(state)
+    for f in ('a.pid', 'a.args.json', 'b.stats.json', 'c.d.log', '.x.tmp.1', 'junk'):
+        open(os.path.join(state, f), 'w').close()
+    r = run_main(dict(name='zz', state='stopped', state_dir=state), capsys)
+    assert r['instances'] == ['a', 'b', 'c.d'], r
+
+
+@pytest.mark.parametrize('state_dir,needle', [('/proc/kbr', 'pseudo file system'),
+                                              ('run/kbr', 'is relative')])
+def test_state_dir_is_checked_first(bench, capsys, state_dir, needle):
+    r = run_main(dict(bench, name='u12', state_dir=state_dir), capsys)
+    assert r['failed'] is True and needle in r['msg'] and '[Errno' not in r['msg']

@@ -86,7 +86,7 @@ def test_compute_plan_unsupported_and_restore_of_absent_line():
     ({'expected_cpus': [-1]}, 'not a CPU list'),
     ({'irqbalance_banned_cpus': True}, 'not a CPU list'),
     ({'state_dir': 'rel/dir'}, 'relative'),
-    ({'state_dir': '/proc/kb'}, 'kernel file system'),
+    ({'state_dir': '/proc/kb'}, 'kernel pseudo file system'),
 ])
 def test_validate_rejects_before_touching(args, fragment):
     p = dict({'netns': None, 'sysctls': {}, 'state_dir': '/run/kbypass/tuning'}, **args)

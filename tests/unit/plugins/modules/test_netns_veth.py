@@ -75,6 +75,16 @@ def test_link_namespaces_are_implied():
     assert d['namespaces'] == {'x': 'present'}
 
 
+def seed_with(path, value):
+    """SEED with ``links[0]<path>`` set to ``value``."""
+    a = copy.deepcopy(SEED)
+    target = a['links'][0]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return a
+
+
 @pytest.mark.parametrize('path, value, expect', [
     (('name',), 'sixteen_chars_xx', 'at most 15'),
     (('peer', 'name'), 'a/b', '"/"'),
@@ -89,12 +99,7 @@ def test_link_namespaces_are_implied():
     (('peer', 'name'), 'veth0', None),  # same name, other namespace: allowed
 ])
 def test_normalise_errors(path, value, expect):
-    a = copy.deepcopy(SEED)
-    target = a['links'][0]
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    errors = m.normalise(a)[1]
+    errors = m.normalise(seed_with(path, value))[1]
     if expect is None:
         assert errors == []
     else:
@@ -298,4 +303,73 @@ def test_main_converged_unchanged(monkeypatch, capsys):
             m.main()
     res = json.loads(capsys.readouterr().out)
     assert res['changed'] is False and res['actions'] == []
+    # the diff shows what was read, not two copies of nothing
+    after = res['diff']['after']['links']
+    assert after['veth0@ns1']['addresses'] == ['198.18.0.10/24', '2001:2::10/64']
+    assert after['veth1@ns2']['mac'] == '02:00:00:00:00:02' and after['veth1@ns2']['state'] == 'up'
     assert res['diff']['before'] == res['diff']['after']
+
+
+# ------------------------------------------------------------------ #17 items 5, 6: validate, never leave a half change
+@pytest.mark.parametrize('path,value,expect', [
+    (('addresses',), ['::ffff:198.18.200.10/128'], 'IPv4-mapped'),
+    (('addresses',), ['ff02::5/64'], 'multicast'),
+    (('addresses',), ['0.0.0.0/8'], 'unspecified'),
+    (('name',), 'qa%d', '"%"'),
+    (('name',), 'kbννννννν', 'bytes long'),  # 9 characters, 16 bytes
+    (('name',), 'kb\x07r', 'control'),
+    (('mtu',), 68, 'below 1280, the IPv6 minimum'),
+])
+def test_normalise_refuses_what_the_kernel_would(path, value, expect):
+    errors = m.normalise(seed_with(path, value))[1]
+    assert errors and any(expect in e for e in errors), errors
+
+
+def test_mtu_68_without_ipv6_is_fine():
+    a = copy.deepcopy(SEED)
+    a['links'][0].update(mtu=68, addresses=['198.18.0.10/24'])
+    assert m.normalise(a)[1] == []
+
+
+def test_failure_after_creations_removes_them_again(monkeypatch, capsys):
+    """The kernel refuses the 4th action: what this call created goes again, nothing
+    else stays changed, and the message names the kernel's reason in words."""
+    applied = []
+
+    def fake_apply(actions, ipv6_nodad=True):
+        for act in actions:
+            if act['op'] == 'addr_add':
+                raise m._netlink.NetlinkError(34, 'Numerical result out of range')
+            applied.append(act['op'])
+    monkeypatch.setattr(m, 'read_state', lambda d: EMPTY)
+    monkeypatch.setattr(m, 'apply', fake_apply)
+    monkeypatch.setattr(m, 'require_pyroute2', lambda module: None)
+    with patch_module_args(copy.deepcopy(SEED)):
+        with pytest.raises(SystemExit):
+            m.main()
+    res = json.loads(capsys.readouterr().out)
+    assert res['failed'] and res['changed'] is False, res
+    assert 'Numerical result out of range' in res['msg'] and '(34,' not in res['msg']
+    assert 'still changed: nothing' in res['msg']
+    assert applied[-3:] == ['delete_link', 'delete_netns', 'delete_netns'], applied
+
+
+def test_failure_after_a_change_of_an_existing_link_says_changed(monkeypatch, capsys):
+    cur = seed_current()
+    new = copy.deepcopy(SEED)
+    new['links'][0]['mtu'] = 9000
+    new['links'][0]['addresses'] = ['198.18.0.11/24', '2001:2::10/64']
+
+    def fake_apply(actions, ipv6_nodad=True):
+        if actions[0]['op'] == 'addr_add':
+            raise OSError(22, 'Invalid argument')
+    monkeypatch.setattr(m, 'read_state', lambda d: cur)
+    monkeypatch.setattr(m, 'apply', fake_apply)
+    monkeypatch.setattr(m, 'require_pyroute2', lambda module: None)
+    with patch_module_args(new):
+        with pytest.raises(SystemExit):
+            m.main()
+    res = json.loads(capsys.readouterr().out)
+    assert res['failed'] and res['changed'] is True, res
+    assert 'set mtu 9000 on veth0@ns1' in res['actions']
+    assert 'Invalid argument' in res['msg'] and '[Errno' not in res['msg']

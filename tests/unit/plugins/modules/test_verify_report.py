@@ -63,3 +63,56 @@ def test_bad_host_name(tmp_path, capsys):
     out = run(capsys, {'host': '../etc', 'data': {}, 'report_dir': str(tmp_path)})
     assert out['failed'] is True and 'cannot be used in a file name' in out['msg']
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ #17 item 4: no PASS without evidence
+def _without(path):
+    data = good_data()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return data
+
+
+@pytest.mark.parametrize('data,needle', [
+    ({}, 'no matching burst was measured'),
+    ({'failed': True, 'msg': 'boom'}, 'the measurement itself failed: boom'),
+    ({'matching': 'x'}, 'matching is a str, not a list of bursts'),
+    ({'matching': ['x']}, 'matching[0] is not a mapping'),
+    (dict(good_data(), nonmatching='x'), 'nonmatching is a str'),
+    (_without(['matching', 0, 'requested']), 'number of packets requested is missing'),
+    (_without(['matching', 1, 'steer_after', 'redirected']), 'steer_after lacks counters redirected'),
+    (_without(['matching', 0, 'generator', 'received']), 'generator counters missing: received'),
+    (_without(['matching', 0, 'forwarder_after', 'tx_packets']), 'forwarder_after lacks tx_packets'),
+    (_without(['nonmatching', 'steer_after']), 'nonmatching: steer_after lacks counters'),
+])
+def test_missing_evidence_is_fail_with_the_reason(tmp_path, capsys, data, needle):
+    out = run(capsys, {'host': 'h', 'data': data, 'report_dir': str(tmp_path), 'plot': False})
+    assert not out.get('failed'), out
+    assert out['ok'] is False and any(needle in f for f in out['failures']), out['failures']
+    assert 'Verdict: FAIL' in (tmp_path / 'verify-h.md').read_text()
+
+
+def test_wrongly_shaped_data_is_a_clear_error(tmp_path, capsys):
+    data = good_data()
+    data['nonmatching']['udp'] = ['not a probe']
+    out = run(capsys, {'host': 'h', 'data': data, 'report_dir': str(tmp_path), 'plot': False})
+    assert out['failed'] is True and 'shape of the result of kbypass.xdp.traffic_probe' in out['msg']
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('host,label', [('qa\n2', 'qa_2'), ('qa\u202e2gnp.exe', 'qa_2gnp.exe'),
+                                        ('a b', 'a_b')])
+def test_host_names_are_sanitised_in_file_names(tmp_path, capsys, host, label):
+    out = run(capsys, {'host': host, 'data': good_data(), 'report_dir': str(tmp_path), 'plot': False})
+    assert out['files']['markdown'] == str(tmp_path / ('verify-%s.md' % label))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['verify-%s.json' % label,
+                                                          'verify-%s.md' % label]
+
+
+@pytest.mark.parametrize('report_dir,needle', [('reports', 'is relative'),
+                                               ('/proc/kbr', 'pseudo file system')])
+def test_report_dir_must_be_absolute_and_writable(capsys, report_dir, needle):
+    out = run(capsys, {'host': 'h', 'data': good_data(), 'report_dir': report_dir})
+    assert out['failed'] is True and needle in out['msg']
