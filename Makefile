@@ -17,7 +17,7 @@ PLAYBOOK := $(BIN)/ansible-playbook -i inventory/local
 ARGS ?=
 
 .PHONY: help run teardown verify facts tune bench test unit integration sanity lint molecule \
-        artifact sanity-next docs ee fleet fleet-packages fleet-scale molecule-ovs ovs-bench \
+        artifact sanity-next docs ee fleet fleet-packages fleet-scale molecule-ovs ovs-bench observe \
         toolchain setup clean-venv
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make test      - every test: unit, integration, sanity, lint, molecule"
 	@echo "make teardown  - remove everything the run created"
 	@echo "make verify | facts | tune | bench"
+	@echo "make observe   - pcapng of what the XDP program sees on the DUT (reports/*-observe-*.pcapng)"
 	@echo "make docs      - HTML docs of every module and role (docs/build/site/build/html)"
 	@echo "make artifact | sanity-next | ee - parts of make test (tarball run, ansible-core 2.20, EE)"
 	@echo "make molecule-ovs - the Open vSwitch afxdp scenario (part of make test)"
@@ -89,6 +90,11 @@ facts: setup
 
 tune: setup
 	$(PLAYBOOK) playbooks/tune.yml $(ARGS)
+
+# Capture at the XDP hook of the running bed (ARGS='-e observe_duration=5
+# -e "observe_filter=udp port 4242"'); the normal program is back afterwards.
+observe: setup
+	$(PLAYBOOK) playbooks/observe.yml $(ARGS)
 
 # playbooks/bench.yml on the local inventory (reports/bench-*.md/.json/.png); cleans up
 # also after a failure or Ctrl-C. ARGS='-e bench_profile=full' for the long run.

@@ -30,6 +30,7 @@ BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
 BPF_OBJ_GET = 7
 BPF_PROG_GET_FD_BY_ID = 13
+BPF_MAP_GET_FD_BY_ID = 14
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_MAP_LOOKUP_BATCH = 24
 
@@ -37,7 +38,7 @@ BPF_ANY = 0
 BPF_FS_MAGIC = 0xCAFE4A11
 
 BPF_PROG_TYPE_XDP = 6
-MAP_TYPE_NAMES = {1: 'hash', 2: 'array', 6: 'percpu_array', 17: 'xskmap'}
+MAP_TYPE_NAMES = {1: 'hash', 2: 'array', 6: 'percpu_array', 17: 'xskmap', 27: 'ringbuf'}
 PROG_TYPE_NAMES = {BPF_PROG_TYPE_XDP: 'xdp'}
 
 _SYS_BPF = {'x86_64': 321, 'aarch64': 280, 'armv7l': 386, 'armv6l': 386, 'ppc64le': 361,
@@ -125,6 +126,12 @@ def obj_get(path):
 def prog_fd_by_id(prog_id):
     fd = _bpf(BPF_PROG_GET_FD_BY_ID, struct.pack('=III', prog_id, 0, 0),
               'open program id %d' % prog_id)[0]
+    return fd
+
+
+def map_fd_by_id(map_id):
+    fd = _bpf(BPF_MAP_GET_FD_BY_ID, struct.pack('=III', map_id, 0, 0),
+              'open map id %d' % map_id)[0]
     return fd
 
 
