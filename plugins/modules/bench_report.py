@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: bench_report
 short_description: Write the benchmark report of one host, or the fleet table, on the controller
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - "O(scope=host): writes C(bench-<host>.md) and C(bench-<host>.json) from the results of
     M(kbypass.xdp.traffic_bench) and, when matplotlib is importable, four plots:

@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: ovs_bridge
 short_description: An Open vSwitch bridge with afxdp ports, its OpenFlow rules and PMD settings
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Reads the OVSDB (C(ovs-vsctl --format=json list)) and the bridge's flows, and changes
     only what differs, in one C(ovs-vsctl) transaction; flows with C(ovs-ofctl replace-flows)

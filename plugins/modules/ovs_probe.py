@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: ovs_probe
 short_description: Measure traffic across an Open vSwitch bridge with an afxdp port
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Flushes the traffic namespace's neighbour entry for the far address and pings it
     through the bridge (ARP must resolve to the far interface's MAC address).

@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: ovs_service
 short_description: Start or stop the Open vSwitch daemons (ovsdb-server, ovs-vswitchd)
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Starts C(ovsdb-server) and C(ovs-vswitchd) through systemd where systemd is PID 1,
     otherwise with the distribution's C(ovs-ctl), which runs them with their own pidfiles

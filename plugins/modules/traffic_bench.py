@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: traffic_bench
 short_description: Benchmark one packet path with kbypass-gen - maximum, RFC 2544 zero-loss rate and a load sweep
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - Drives C(kbypass-gen --engine afxdp) from the generator's interface against the device
     under test (DUT) and measures one path for each frame size in O(sizes).

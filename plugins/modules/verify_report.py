@@ -62,7 +62,7 @@ options:
         to the report and its checks to the verdict.
       - With an empty O(data) the report holds the Open vSwitch section only.
     type: dict
-    version_added: "0.3.0"
+    version_added: "0.2.0"
 '''
 
 EXAMPLES = r'''
