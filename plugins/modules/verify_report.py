@@ -137,7 +137,6 @@ except ImportError:
     HAS_MATPLOTLIB = False
 
 
-
 def file_label(host):
     """``host`` as a file name component: letters, digits, ``.``, ``_`` and ``-`` kept,
     anything else (newlines, direction overrides, spaces) replaced by ``_``."""

@@ -78,11 +78,11 @@ def malformed_frames(dut, peer, v4_addrs=('198.18.40.2', '198.18.40.1'),
     """(name, frame) for each malformed case, and one valid datagram of each family."""
     def v4(tag):
         return udp_frame(dut, peer, [], v4_addrs[0], v4_addrs[1], 40100, PORT,
-                          b'kbtp-vlan-bad-' + tag)
+                         b'kbtp-vlan-bad-' + tag)
 
     def v6(tag):
         return udp_frame(dut, peer, [], v6_addrs[0], v6_addrs[1], 40100, PORT,
-                          b'kbtp-vlan-bad-' + tag)
+                         b'kbtp-vlan-bad-' + tag)
     # IPv4 header at 14 (total length at 16), UDP at 34 (length at 38);
     # IPv6 header at 14 (payload length at 18), UDP at 54 (length at 58)
     bad = [

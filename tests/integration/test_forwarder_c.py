@@ -437,9 +437,6 @@ def test_two_queues_two_threads_busy_poll(bed):
     assert st['rx_packets'] == st['tx_packets'] == 800
 
 
-
-
-
 def _parse_reply(frame, ntags):
     """(dst_mac, src_mac, tags, src_ip, dst_ip, sport, dport, udp_csum_ok, payload)."""
     import ipaddress
@@ -563,8 +560,6 @@ int steer_all(struct xdp_md *ctx)
 }
 char _license[] SEC("license") = "GPL";
 """
-
-
 
 
 def _send_and_collect(bed, frames):
