@@ -123,6 +123,18 @@ def format_cpulist(cpus):
     return ','.join(parts)
 
 
+def name_errors(params, ifname_keys=(), netns_keys=()):
+    """``'<key>: <message>'`` for each interface or namespace name in ``params`` that the
+    kernel would refuse (pure)."""
+    errors = []
+    for keys, check in ((ifname_keys, ifname_error), (netns_keys, netns_error)):
+        for key in keys:
+            msg = check(params.get(key))
+            if msg:
+                errors.append('%s: %s' % (key, msg))
+    return errors
+
+
 def write_report_files(module, report_dir, files, content):
     """Write each ``content[key]`` (bytes) to ``files[key]`` where the file does not hold
     exactly that already, atomically; return the keys that differ (written unless in

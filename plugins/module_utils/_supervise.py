@@ -32,6 +32,22 @@ FORWARDER_STATE_DIR = STATE_ROOT + '/forwarder'
 SYSTEMD_RUNTIME_UNIT_DIR = '/run/systemd/system'
 PROC = '/proc'
 
+# The module's own process: module_utils are imported there before anything forks.
+MAIN_PID = os.getpid()
+
+
+def die_if_forked_helper(signum):
+    """In a signal handler: True (after re-raising the signal with the default action)
+    when this is not the module's own process. pyroute2 forks helpers into namespaces and
+    ends them with SIGTERM; a fork inherits the module's handlers and must simply die, not
+    unwind (and answer for) the module a second time."""
+    if os.getpid() == MAIN_PID:
+        return False
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return True
+
+
 _INSTANCE_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
 
 

@@ -207,11 +207,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bench, _bpf, _netns, _xdp
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
-    ifname_error,
-    netns_error,
+    name_errors,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
 from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import (
+    die_if_forked_helper,
     online_cpus,
     read_json,
 )
@@ -228,15 +228,8 @@ class Interrupted(BaseException):
     """SIGTERM/SIGINT while measuring: unwind through the finally blocks."""
 
 
-MAIN_PID = os.getpid()
-
-
 def _interrupt(signum, frame):
-    # pyroute2 forks helpers into namespaces and ends them with SIGTERM: a fork inherits
-    # this handler, and must simply die, not unwind the module's code a second time
-    if os.getpid() != MAIN_PID:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+    if die_if_forked_helper(signum):
         return
     raise Interrupted(signum)
 
@@ -450,14 +443,7 @@ def environment(p):
 
 def validate(p, cpus):
     errors = _bench.validate(p, cpus)
-    for key in ('gen_ifname', 'dut_ifname'):
-        msg = ifname_error(p.get(key))
-        if msg:
-            errors.append('%s: %s' % (key, msg))
-    for key in ('gen_netns', 'dut_netns'):
-        msg = netns_error(p.get(key))
-        if msg:
-            errors.append('%s: %s' % (key, msg))
+    errors += name_errors(p, ('gen_ifname', 'dut_ifname'), ('gen_netns', 'dut_netns'))
     for key in ('dport', 'sport'):
         if not 0 < p[key] < 65536:
             errors.append('%s %s is not a UDP port (1-65535)' % (key, p[key]))

@@ -197,23 +197,14 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._probe import (
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     default_pin_dir,
-    ifname_error,
-    netns_error,
+    name_errors,
 )
 
 
 # ---------------------------------------------------------------------------------------
 def validate(p):
     """Return a list of human messages for bad input (pure)."""
-    errors = []
-    for key in ('dut_ifname', 'peer_ifname'):
-        msg = ifname_error(p.get(key))
-        if msg:
-            errors.append('%s: %s' % (key, msg))
-    for key in ('dut_netns', 'peer_netns'):
-        msg = netns_error(p.get(key))
-        if msg:
-            errors.append('%s: %s' % (key, msg))
+    errors = name_errors(p, ('dut_ifname', 'peer_ifname'), ('dut_netns', 'peer_netns'))
     if not p.get('dut_addresses'):
         errors.append('dut_addresses: give at least one address')
     for address in p.get('dut_addresses') or []:

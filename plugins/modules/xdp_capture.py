@@ -171,6 +171,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     netns_error,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
+from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import die_if_forked_helper
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _POLL = 0.02  # seconds between ring reads: a 1 MiB ring holds ~3700 samples
@@ -181,29 +182,18 @@ class Interrupted(Exception):
         super().__init__(signal.Signals(signum).name)
 
 
-MAIN_PID = os.getpid()
 _LATE = []  # signals that came while the normal program was being put back
 
 
 def _raise(signum, frame):
-    if _forked_helper(signum):
+    if die_if_forked_helper(signum):
         return
     raise Interrupted(signum)
 
 
 def _note(signum, frame):
-    if not _forked_helper(signum):
+    if not die_if_forked_helper(signum):
         _LATE.append(signum)
-
-
-def _forked_helper(signum):
-    """pyroute2 forks helpers into namespaces and ends them with SIGTERM; a fork inherits
-    our handlers and must simply die, not unwind (and answer for) the module."""
-    if os.getpid() == MAIN_PID:
-        return False
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-    return True
 
 
 # --- pure logic ----------------------------------------------------------------------

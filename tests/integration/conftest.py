@@ -11,12 +11,13 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _supervise
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import PIN_ROOT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -129,6 +130,23 @@ def copy_build(src, dst):
         shutil.copy(f, dst)
     subprocess.run(['make', '-C', dst], check=True, capture_output=True, timeout=300)
     return dst
+
+
+def state_processes(state_dir):
+    """PIDs of forwarders whose arguments point into ``state_dir`` (a test's own)."""
+    return _supervise.find_processes(
+        lambda argv: any(a.startswith(state_dir + '/') for a in argv))
+
+
+def kill_state_processes(state_dir, remove=False):
+    """SIGKILL what still runs with ``state_dir`` (finalizers), optionally remove the dir."""
+    for pid in state_processes(state_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if remove:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def netns_list():

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import BIN, ROOT, _env, copy_build, run_module, sh
+from conftest import BIN, ROOT, _env, copy_build, kill_state_processes, run_module, sh, state_processes
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
@@ -41,12 +41,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XD
 
 def _kill_leftovers():
     """Whatever kbypass-fwd still runs with our state dir: kill it (finalizer)."""
-    for pid in sv.find_processes(lambda argv: any(a.startswith(STATE + '/') for a in argv)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    shutil.rmtree(STATE, ignore_errors=True)
+    kill_state_processes(STATE, remove=True)
 
 
 def _del_bed():
@@ -108,7 +103,7 @@ def fwd(bed):
 
 
 def _ours():
-    return sv.find_processes(lambda argv: any(a.startswith(STATE + '/') for a in argv))
+    return state_processes(STATE)
 
 
 def _gen(bed, count=N):

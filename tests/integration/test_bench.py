@@ -10,19 +10,18 @@ kbbv3 198.18.250.22); the role's own default bed kbb1/kbb2 (kbbv0/kbbv1). Forwar
 runtime files go to /run/kbypass/kbb-test. Everything is removed in finalizers, also on
 failure. About 3 minutes on the 2-core box.
 """
-import glob
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 
-from conftest import BIN, ROOT, _env, netns_list, run_module, sh
+from conftest import (BIN, ROOT, _env, copy_build, kill_state_processes, netns_list, run_module, sh,
+                      state_processes)
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bench, _supervise as sv
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bench
 
 STATE = '/run/kbypass/kbb-test'
 PIN_ROOT = '/sys/fs/bpf/kbypass'
@@ -31,29 +30,16 @@ CGROUP = '/sys/fs/cgroup/cpu/kbb-throttle'
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XDP, AF_XDP)')
 
 
-def _copy_build(src, dst):
-    os.makedirs(dst)
-    for f in glob.glob(os.path.join(src, '*.[ch]')) + [os.path.join(src, 'Makefile')]:
-        shutil.copy(f, dst)
-    subprocess.run(['make', '-C', dst], check=True, capture_output=True, timeout=300)
-    return dst
-
-
 @pytest.fixture(scope='module')
 def build(tmp_path_factory):
     top = tmp_path_factory.mktemp('kbb_build')
-    bpf = _copy_build(os.path.join(ROOT, 'files', 'bpf'), str(top / 'bpf'))
-    fwd = _copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(top / 'forwarder'))
+    bpf = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(top / 'bpf'))
+    fwd = copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(top / 'forwarder'))
     return {'bpf': bpf, 'bin': fwd, 'top': str(top)}
 
 
 def _kill_ours():
-    for pid in sv.find_processes(lambda argv: any(a.startswith(STATE + '/') for a in argv)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    shutil.rmtree(STATE, ignore_errors=True)
+    kill_state_processes(STATE, remove=True)
 
 
 def _remove(*namespaces):
@@ -281,7 +267,7 @@ def test_role_two_port_setup_measures_and_restores(ports, tmp_path):
                                   'object': os.path.join(ports['bpf'], 'xdp_steer.o')})
     assert r['changed'] is False, r
     assert _attached('kbb4', 'kbbv3') == []
-    assert sv.find_processes(lambda argv: any(a.startswith(STATE + '/') for a in argv)) == []
+    assert state_processes(STATE) == []
 
 
 def test_role_removes_its_bed_after_a_failure(build, tmp_path):

@@ -27,7 +27,7 @@ import time
 import pytest
 
 import frames
-from conftest import BIN, ROOT, _env, copy_build, run_module, sh
+from conftest import BIN, ROOT, _env, copy_build, kill_state_processes, run_module, sh, state_processes
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
@@ -44,15 +44,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XD
 
 
 def _ours():
-    return sv.find_processes(lambda argv: any(a.startswith(STATE + '/') for a in argv))
+    return state_processes(STATE)
 
 
 def _kill_ours():
-    for pid in _ours():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    kill_state_processes(STATE)
 
 
 def _make_bed():
