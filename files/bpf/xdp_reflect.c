@@ -84,7 +84,7 @@ static __always_inline int matches(struct udphdr *udp)
 	return want && *want;
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_reflect(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

@@ -152,7 +152,7 @@ static __always_inline int udp_dport(void *data, void *data_end)
 	}
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xdp_steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

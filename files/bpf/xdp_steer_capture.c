@@ -12,7 +12,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-/* Turn xdp_steer.c's entry point into an inlined function of ours. Its SEC("xdp")
+/* Turn xdp_steer.c's entry point into an inlined function of ours. Its SEC("xdp.frags")
  * remains, so libbpf also sees it as a program; nothing attaches that one. */
 struct xdp_md;
 __attribute__((always_inline)) int kb_steer_verdict(struct xdp_md *ctx);
@@ -61,7 +61,7 @@ static __always_inline __u64 missed_packets(void)
 
 static __always_inline void sample(struct xdp_md *ctx, __u32 action)
 {
-	__u32 pkt_len = ctx->data_end - ctx->data;
+	__u32 pkt_len = bpf_xdp_get_buff_len(ctx); /* with the frags of a jumbo frame */
 	__u32 cap = pkt_len < KB_CAPTURE_SNAPLEN ? pkt_len : KB_CAPTURE_SNAPLEN;
 	struct kb_capture_sample *s;
 	__u32 zero = 0;
@@ -86,7 +86,7 @@ static __always_inline void sample(struct xdp_md *ctx, __u32 action)
 	bpf_ringbuf_submit(s, BPF_RB_NO_WAKEUP); /* the reader polls: no wakeup per packet */
 }
 
-SEC("xdp")
+SEC("xdp.frags") /* like xdp_steer: swapped in on a jumbo MTU, it must keep it */
 int (xdp_steer)(struct xdp_md *ctx)
 {
 	/* per-CPU counter, no preemption inside XDP: a change tells "matched, no socket" */
