@@ -89,7 +89,7 @@ int xdp_reflect(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u64 bytes = data_end - data;
+	__u64 bytes = bpf_xdp_get_buff_len(ctx); /* with frags: the whole frame */
 	struct ethhdr *eth = data;
 	struct udphdr *udp;
 	__u16 port;

@@ -79,8 +79,10 @@ static __always_inline void count(__u32 idx, __u64 bytes)
 	}
 }
 
-/* Return the UDP destination port (host order) of a steerable packet, or -1. */
-static __always_inline int udp_dport(void *data, void *data_end)
+/* Return the UDP destination port (host order) of a steerable packet, or -1.  Headers
+ * are read from the linear part (data..data_end); lengths are checked against the whole
+ * frame, frame_len bytes, which with frags (a jumbo frame) goes beyond data_end. */
+static __always_inline int udp_dport(void *data, void *data_end, __u64 frame_len)
 {
 	struct ethhdr *eth = data;
 	void *cur = data;
@@ -137,7 +139,7 @@ static __always_inline int udp_dport(void *data, void *data_end)
 	if (l4 != IPPROTO_UDP)
 		return -1;
 	/* the IP packet within the frame, the UDP datagram within the IP packet */
-	if (l3_len < hlen + sizeof(struct udphdr) || l3 + l3_len > data_end)
+	if (l3_len < hlen + sizeof(struct udphdr) || (__u64)(l3 - data) + l3_len > frame_len)
 		return -1;
 	{
 		struct udphdr *udp = cur;
@@ -157,9 +159,9 @@ int xdp_steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u64 bytes = data_end - data;
+	__u64 bytes = bpf_xdp_get_buff_len(ctx); /* with frags: the whole frame */
 	__u32 qid = ctx->rx_queue_index;
-	int port = udp_dport(data, data_end);
+	int port = udp_dport(data, data_end, bytes);
 	__u32 key;
 	__u8 *want;
 	long action;

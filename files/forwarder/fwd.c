@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -42,10 +43,6 @@
 #include "common.h"
 #include "xsk_common.h"
 
-#ifndef XDP_USE_SG
-#define XDP_USE_SG (1 << 4) /* not used; documented as missing from 6.1 headers */
-#endif
-
 enum mode { M_RXDROP, M_ECHO, M_L2FWD, M_KERNEL };
 static const char *const mode_names[] = { "rxdrop", "echo", "l2fwd", "kernel" };
 enum bind_req { B_AUTO, B_COPY, B_ZEROCOPY };
@@ -59,6 +56,7 @@ static struct config {
 	int cpus[KB_MAX_LIST], ncpus;
 	unsigned int batch, frame_size, frames, rx_ring, tx_ring, fill_ring, comp_ring;
 	bool need_wakeup, busy_poll, json, quiet, csum_fix;
+	bool multi_buffer; /* --multi-buffer: XDP_USE_SG, packets over several frames */
 	unsigned int busy_poll_usec, busy_poll_budget, spin_usec, coalesce_usec;
 	double duration, interval;
 	const char *xdp_mode; /* informational only: the attach is xdp_attach's job */
@@ -85,6 +83,7 @@ struct counters {
 	 * polling), waking the driver for the fill ring, kicking TX (sendto) */
 	uint64_t rx_poll, fill_wakeup, tx_kick;
 	uint64_t csum_fixed; /* UDP checksums completed (CHECKSUM_PARTIAL from a veth peer) */
+	uint64_t rx_descs, tx_descs; /* --multi-buffer only (else equal to the packets) */
 };
 
 struct port {
@@ -109,6 +108,7 @@ struct worker {
 	int nports;
 	uint64_t *free_stack;
 	unsigned int nfree;
+	uint8_t *tx_eop; /* --multi-buffer: per frame, 1 = last descriptor of a TX packet */
 	bool zerocopy;
 	bool busy;  /* the last pass carried packets (--coalesce-usec) */
 	int tap_fd; /* kernel mode: this worker's own TAP queue (no shared fd) */
@@ -137,9 +137,11 @@ static void usage(FILE *f)
 "         [--no-need-wakeup] [--busy-poll] [--busy-poll-usec 20] [--busy-poll-budget 64]\n"
 "         [--spin-usec 0] [--coalesce-usec 100]\n"
 "         [--tap NAME] [--duration SEC] [--interval SEC] [--json] [--stats-file PATH]\n"
-"         [--quiet] [--no-csum-fix]\n"
+"         [--quiet] [--no-csum-fix] [--multi-buffer]\n"
 "The steering program must already be attached to IF with its maps pinned in\n"
-"--pin-dir (default " KB_PIN_ROOT "/<netns or init_net>/<IF>).\n");
+"--pin-dir (default " KB_PIN_ROOT "/<netns or init_net>/<IF>).\n"
+"--multi-buffer binds with XDP_USE_SG: packets larger than a frame (jumbo MTU) arrive\n"
+"and leave as several descriptors.  Exit codes: 2 bad input, 3 XDP_USE_SG refused.\n");
 }
 
 static int lookup(const char *const *names, int n, const char *v, const char *opt)
@@ -169,7 +171,7 @@ static void parse_args(int argc, char **argv)
 	enum { O_IFACE2 = 256, O_PIN, O_PIN2, O_BIND, O_XDPMODE, O_FSIZE, O_FRAMES, O_RXR,
 	       O_TXR, O_FILLR, O_COMPR, O_NOWAKE, O_BP, O_BPUSEC, O_BPBUDGET, O_TAP, O_DUR,
 	       O_INT, O_JSON, O_SFILE, O_QUIET, O_NETNS, O_QUEUES, O_CPUS, O_BATCH, O_NOCSUM,
-	       O_SPIN, O_COALESCE };
+	       O_SPIN, O_COALESCE, O_MB };
 	static const struct option opts[] = {
 		{ "iface", required_argument, NULL, 'i' },
 		{ "iface2", required_argument, NULL, O_IFACE2 },
@@ -201,6 +203,7 @@ static void parse_args(int argc, char **argv)
 		{ "stats-file", required_argument, NULL, O_SFILE },
 		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "no-csum-fix", no_argument, NULL, O_NOCSUM },
+		{ "multi-buffer", no_argument, NULL, O_MB },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -264,6 +267,7 @@ static void parse_args(int argc, char **argv)
 		case O_SFILE: cfg.stats_file = optarg; break;
 		case O_QUIET: cfg.quiet = true; break;
 		case O_NOCSUM: cfg.csum_fix = false; break;
+		case O_MB: cfg.multi_buffer = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
 		}
@@ -344,6 +348,22 @@ static void enable_busy_poll(struct port *p)
 		kb_die("cannot enable busy polling on %s: %s", p->ifname, strerror(errno));
 }
 
+/* Without --multi-buffer a frame longer than one UMEM frame never reaches us: the kernel
+ * drops it (rx_dropped) without a word.  Refuse to start instead. */
+static void check_frame_fits(const char *ifname)
+{
+	unsigned int max = kb_single_frame_mtu(cfg.frame_size);
+	int mtu = kb_if_mtu(ifname);
+
+	if (mtu < 0)
+		kb_warn("cannot read the MTU of %s: %s", ifname, strerror(-mtu));
+	else if (!cfg.multi_buffer && (unsigned int)mtu > max)
+		kb_die("%s has MTU %d but a --frame-size %u frame holds packets of an MTU up to %u "
+		       "(%u bytes of XDP headroom, %u of Ethernet/VLAN headers): pass --multi-buffer "
+		       "(XDP_USE_SG, packets over several frames) or lower the MTU", ifname, mtu,
+		       cfg.frame_size, max, KB_XDP_HEADROOM, KB_L2_OVERHEAD);
+}
+
 static void setup_worker(struct worker *w, int idx)
 {
 	const char *ifnames[2] = { cfg.iface, cfg.iface2 };
@@ -357,6 +377,8 @@ static void setup_worker(struct worker *w, int idx)
 		kb_die("out of memory");
 	for (unsigned int i = cfg.frames; i > 0; i--)
 		free_push(w, (uint64_t)(i - 1) * cfg.frame_size);
+	if (cfg.multi_buffer && !(w->tx_eop = calloc(cfg.frames, 1)))
+		kb_die("out of memory");
 
 	err = kb_umem_create(&w->umem, cfg.frames, cfg.frame_size, cfg.fill_ring, cfg.comp_ring,
 			     &w->ports[0].fill, &w->ports[0].comp);
@@ -366,13 +388,15 @@ static void setup_worker(struct worker *w, int idx)
 
 	for (int pi = 0; pi < w->nports; pi++) {
 		struct port *p = &w->ports[pi];
-		__u16 base = cfg.need_wakeup ? XDP_USE_NEED_WAKEUP : 0;
+		__u16 base = (cfg.need_wakeup ? XDP_USE_NEED_WAKEUP : 0) |
+			     (cfg.multi_buffer ? XDP_USE_SG : 0);
 
 		p->ifname = ifnames[pi];
 		p->ifindex = (int)if_nametoindex(p->ifname);
 		if (!p->ifindex)
 			kb_die("interface %s not found%s%s", p->ifname,
 			       cfg.netns ? " in namespace " : "", cfg.netns ? cfg.netns : "");
+		check_frame_fits(p->ifname);
 		if (cfg.bind == B_ZEROCOPY || cfg.bind == B_AUTO) {
 			err = create_socket(w, p, pi == 0, base | XDP_ZEROCOPY);
 			if (!err)
@@ -387,6 +411,9 @@ static void setup_worker(struct worker *w, int idx)
 				kb_die("%s supports zero-copy but %s does not: a shared UMEM needs "
 				       "the same mode; use --bind copy", ifnames[0], p->ifname);
 			err = create_socket(w, p, pi == 0, base | XDP_COPY);
+			if (cfg.multi_buffer && (err == -EINVAL || err == -EOPNOTSUPP))
+				kb_die_no_sg("kbypass-fwd", p->ifname, (unsigned int)w->queue, err,
+					     cfg.frame_size);
 			if (err == -EBUSY)
 				kb_die("queue %d of %s is still busy (another AF_XDP socket is bound) "
 				       "after 5 s of retries", w->queue, p->ifname);
@@ -563,20 +590,21 @@ struct udp_view {
 };
 
 /* true when an Ethernet header, at most MAX_VLANS tags, an unfragmented IPv4 header (or
- * an IPv6 header with UDP as next header) and a UDP header all fit in len bytes, and the
- * lengths agree: IP version as the ethertype says, the IPv4 total length (IPv6 payload
- * length) within the frame, the UDP length at least 8 and within the IP packet.  The
- * steering program checks the same, so a malformed frame seen here counts as invalid. */
-static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
+ * an IPv6 header with UDP as next header) and a UDP header all fit in hlen bytes (the
+ * first descriptor of a multi-buffer packet), and the lengths agree: IP version as the
+ * ethertype says, the IPv4 total length (IPv6 payload length) within the len bytes of the
+ * packet, the UDP length at least 8 and within the IP packet.  The steering program
+ * checks the same, so a malformed frame seen here counts as invalid. */
+static bool find_udp_in(unsigned char *pkt, uint32_t hlen, uint32_t len, struct udp_view *v)
 {
 	uint32_t off = ETH_HLEN, l3_end;
 	uint16_t proto, ulen;
 
-	if (len < ETH_HLEN)
+	if (hlen < ETH_HLEN)
 		return false;
 	proto = ntohs(((struct ethhdr *)pkt)->h_proto);
 	for (int i = 0; i < MAX_VLANS && (proto == ETH_P_8021Q || proto == ETH_P_8021AD); i++) {
-		if (len < off + VLAN_TAG_LEN)
+		if (hlen < off + VLAN_TAG_LEN)
 			return false;
 		proto = (uint16_t)(pkt[off + 2] << 8 | pkt[off + 3]); /* encapsulated type */
 		off += VLAN_TAG_LEN;
@@ -585,7 +613,7 @@ static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
 	if (proto == ETH_P_IP) {
 		struct iphdr *ip = (struct iphdr *)v->l3;
 
-		if (len < off + sizeof(*ip) || ip->version != 4 || ip->ihl < 5 ||
+		if (hlen < off + sizeof(*ip) || ip->version != 4 || ip->ihl < 5 ||
 		    ip->protocol != IPPROTO_UDP || (ip->frag_off & htons(0x3fff)))
 			return false;
 		l3_end = off + ntohs(ip->tot_len);
@@ -596,7 +624,7 @@ static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr *ip6 = (struct ipv6hdr *)v->l3;
 
-		if (len < off + sizeof(*ip6) || ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
+		if (hlen < off + sizeof(*ip6) || ip6->version != 6 || ip6->nexthdr != IPPROTO_UDP)
 			return false;
 		off += sizeof(*ip6);
 		l3_end = off + ntohs(ip6->payload_len);
@@ -606,7 +634,7 @@ static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
 	} else {
 		return false;
 	}
-	if (l3_end < off + sizeof(struct udphdr))
+	if (l3_end < off + sizeof(struct udphdr) || hlen < off + sizeof(struct udphdr))
 		return false;
 	v->udp = (struct udphdr *)(pkt + off);
 	ulen = ntohs(v->udp->len);
@@ -615,19 +643,53 @@ static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
 	return true;
 }
 
+static bool find_udp(unsigned char *pkt, uint32_t len, struct udp_view *v)
+{
+	return find_udp_in(pkt, len, len, v);
+}
+
+/* Sum of len bytes from p (inside iov[0]) on through iov[1..]: a piece that starts at an
+ * odd offset of the datagram adds its sum byte-swapped (RFC 1071). */
+static uint32_t csum_iov(uint32_t sum, const unsigned char *p, const struct iovec *iov,
+			 int niov, uint32_t len)
+{
+	uint32_t off = 0;
+
+	for (int i = 0; i < niov && off < len; i++) {
+		const unsigned char *b = i ? iov[i].iov_base : p;
+		uint32_t n = (uint32_t)((const unsigned char *)iov[i].iov_base + iov[i].iov_len - b);
+
+		if (n > len - off)
+			n = len - off;
+		if (off & 1) {
+			uint32_t part = kb_csum_add(0, b, n);
+
+			sum += ((part & 0xff) << 8) | (part >> 8); /* part <= 0xffff */
+		} else {
+			sum = kb_csum_add(sum, b, n);
+		}
+		off += n;
+	}
+	return sum;
+}
+
 /* A sender on a veth peer hands over UDP with CHECKSUM_PARTIAL: the checksum field holds
  * only the folded pseudo-header sum (not complemented), and any stack receiving the
  * frame back drops it (UdpInCsumErrors).  Real NICs deliver complete checksums.  Only
  * that partial form is completed: recognising it costs the pseudo-header sum, not a pass
  * over the payload.  (A complete checksum that happens to equal the partial form is
- * recomputed to the same value.)  Returns 1 when completed, 0 otherwise. */
-static int fix_udp_csum(unsigned char *pkt, uint32_t len, const struct udp_view *v)
+ * recomputed to the same value.)  Returns 1 when completed, 0 otherwise.
+ * The packet is iov[0..niov) (several with --multi-buffer), len bytes in all; the UDP
+ * header is in iov[0]. */
+static int fix_udp_csum_iov(const struct iovec *iov, int niov, uint32_t len,
+			    const struct udp_view *v)
 {
 	struct udphdr *udp = v->udp;
 	uint32_t ulen = ntohs(udp->len), sum;
 	uint16_t partial;
 
-	if (ulen < sizeof(*udp) || (unsigned char *)udp + ulen > pkt + len)
+	if (ulen < sizeof(*udp) ||
+	    (size_t)((unsigned char *)udp - (unsigned char *)iov[0].iov_base) + ulen > len)
 		return 0; /* truncated */
 	if (v->v6) {
 		sum = kb_csum_add(0, &((struct ipv6hdr *)v->l3)->saddr, 32);
@@ -641,21 +703,26 @@ static int fix_udp_csum(unsigned char *pkt, uint32_t len, const struct udp_view 
 	if (ntohs(udp->check) != partial)
 		return 0; /* complete (or wrong at the sender: not ours to launder) */
 	udp->check = 0;
-	udp->check = htons(kb_csum_fold(kb_csum_add(sum, udp, ulen)));
+	udp->check = htons(kb_csum_fold(csum_iov(sum, (unsigned char *)udp, iov, niov, ulen)));
 	if (!udp->check)
 		udp->check = 0xffff;
 	return 1;
 }
 
+static int fix_udp_csum(unsigned char *pkt, uint32_t len, const struct udp_view *v)
+{
+	struct iovec iov = { pkt, len };
+
+	return fix_udp_csum_iov(&iov, 1, len, v);
+}
+
 /* Reflect a UDP datagram to its sender: MACs, IP addresses and UDP ports swap places;
  * VLAN tags stay.  Swapping 16-bit-aligned fields leaves the IPv4 header and UDP
  * checksums valid (and a partial UDP checksum partial). */
-static bool echo_frame(unsigned char *pkt, uint32_t len, struct udp_view *v)
+static void reflect_udp(unsigned char *pkt, const struct udp_view *v)
 {
 	struct ethhdr *eth = (struct ethhdr *)pkt;
 
-	if (!find_udp(pkt, len, v))
-		return false;
 	if (v->v6) {
 		struct ipv6hdr *ip6 = (struct ipv6hdr *)v->l3;
 
@@ -667,6 +734,13 @@ static bool echo_frame(unsigned char *pkt, uint32_t len, struct udp_view *v)
 	}
 	swap_bytes(&v->udp->source, &v->udp->dest, 2);
 	swap_bytes(eth->h_source, eth->h_dest, ETH_ALEN);
+}
+
+static bool echo_frame(unsigned char *pkt, uint32_t len, struct udp_view *v)
+{
+	if (!find_udp(pkt, len, v))
+		return false;
+	reflect_udp(pkt, v);
 	return true;
 }
 
@@ -697,6 +771,23 @@ static void refill(struct worker *w, struct port *p)
 	}
 }
 
+/* --multi-buffer: completions come per descriptor; a packet is complete with its last
+ * one (marked in tx_eop when it was queued).  Returns the packets completed. */
+static unsigned int sg_tx_done(struct worker *w, struct xsk_ring_cons *comp, __u32 idx,
+			       unsigned int n)
+{
+	unsigned int pkts = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t f = *xsk_ring_cons__comp_addr(comp, idx + i) / cfg.frame_size;
+
+		pkts += w->tx_eop[f];
+		w->tx_eop[f] = 0;
+	}
+	w->c.tx_descs += n;
+	return pkts;
+}
+
 static void complete_tx(struct worker *w, struct port *p)
 {
 	__u32 idx;
@@ -705,12 +796,15 @@ static void complete_tx(struct worker *w, struct port *p)
 	if (!p->tx_outstanding)
 		return;
 	n = xsk_ring_cons__peek(&p->comp, cfg.comp_ring, &idx);
+	if (cfg.multi_buffer)
+		w->c.tx_packets += sg_tx_done(w, &p->comp, idx, n);
+	else
+		w->c.tx_packets += n;
 	for (unsigned int i = 0; i < n; i++)
 		free_push(w, *xsk_ring_cons__comp_addr(&p->comp, idx + i));
 	if (n) {
 		xsk_ring_cons__release(&p->comp, n);
 		p->tx_outstanding -= n;
-		w->c.tx_packets += n;
 	}
 }
 
@@ -823,6 +917,135 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 	return n;
 }
 
+/* ---------------------------------------------------------------------------------
+ * --multi-buffer (XDP_USE_SG): a packet is one or more descriptors, XDP_PKT_CONTD on all
+ * but the last, headers in the first.  A packet is only ever handled whole: the kernel
+ * publishes all its descriptors at once, only whole packets are taken from the RX ring,
+ * reserved in a TX ring (never split by a full ring or a batch) or dropped.
+ * ------------------------------------------------------------------------------- */
+
+/* The modes for one packet in iov[0..k), len bytes.  true: transmit it. */
+static bool process_sg(struct worker *w, struct iovec *iov, unsigned int k, uint32_t len)
+{
+	unsigned char *pkt = iov[0].iov_base;
+	struct udp_view v;
+	bool udp;
+
+	if (cfg.mode == M_RXDROP)
+		return false;
+	udp = find_udp_in(pkt, (uint32_t)iov[0].iov_len, len, &v);
+	if (cfg.mode == M_ECHO && !udp) {
+		w->c.invalid++;
+		return false;
+	}
+	if (cfg.mode == M_KERNEL && iov[0].iov_len < ETH_HLEN) {
+		w->c.invalid++;
+		return false;
+	}
+	if (cfg.mode == M_ECHO)
+		reflect_udp(pkt, &v);
+	else if (cfg.mode == M_KERNEL)
+		memcpy(((struct ethhdr *)pkt)->h_dest, tap_mac, ETH_ALEN);
+	if (udp && cfg.csum_fix)
+		w->c.csum_fixed += (uint64_t)fix_udp_csum_iov(iov, (int)k, len, &v);
+	if (cfg.mode != M_KERNEL)
+		return true;
+	/* all parts in one write: the TAP sees one frame */
+	if (writev(w->tap_fd, iov, (int)k) == (ssize_t)len) {
+		w->c.tx_packets++;
+		w->c.tx_descs += k;
+		w->c.tx_bytes += len;
+	} else {
+		w->c.dropped++;
+	}
+	return false;
+}
+
+/* Queue the whole packets of txd[0..ntx) on out's TX ring; what does not fit is dropped
+ * (whole packets, counted). */
+static void tx_sg(struct worker *w, struct port *out, const struct xdp_desc *txd,
+		  unsigned int ntx)
+{
+	unsigned int room = xsk_prod_nb_free(&out->tx, ntx), fit = 0;
+	__u32 tidx;
+
+	for (unsigned int i = 0; i < ntx && i < room; i++)
+		if (!(txd[i].options & XDP_PKT_CONTD))
+			fit = i + 1;
+	if (fit && xsk_ring_prod__reserve(&out->tx, fit, &tidx) == fit) {
+		for (unsigned int i = 0; i < fit; i++) {
+			*xsk_ring_prod__tx_desc(&out->tx, tidx + i) = txd[i];
+			w->c.tx_bytes += txd[i].len;
+			if (!(txd[i].options & XDP_PKT_CONTD))
+				w->tx_eop[txd[i].addr / cfg.frame_size] = 1;
+		}
+		xsk_ring_prod__submit(&out->tx, fit);
+		out->tx_outstanding += fit;
+	} else {
+		fit = 0;
+	}
+	for (unsigned int i = fit; i < ntx; i++) {
+		w->c.dropped += !(txd[i].options & XDP_PKT_CONTD);
+		free_push(w, txd[i].addr);
+	}
+}
+
+static unsigned int rx_burst_sg(struct worker *w, struct port *in, struct port *out)
+{
+	struct xdp_desc txd[1024 + KB_SG_MAX_DESCS];
+	struct iovec iov[KB_SG_MAX_DESCS];
+	unsigned int n = cfg.batch + KB_SG_MAX_DESCS, peeked, ntx = 0, k, pkts = 0;
+	__u32 ridx;
+
+	if (out) { /* back-pressure as in rx_burst, in descriptors */
+		unsigned int room = xsk_prod_nb_free(&out->tx, n);
+
+		if (room < n)
+			n = room;
+	}
+	peeked = xsk_ring_cons__peek(&in->rx, n, &ridx);
+	n = kb_sg_whole(&in->rx, ridx, peeked);
+	if (peeked > n)
+		xsk_ring_cons__cancel(&in->rx, peeked - n);
+	if (!n)
+		return 0;
+	for (unsigned int i = 0; i < n; i += k) {
+		uint32_t len = 0;
+		bool tx;
+
+		k = kb_sg_descs(&in->rx, ridx + i, n - i);
+		for (unsigned int j = 0; j < k && j < KB_SG_MAX_DESCS; j++) {
+			const struct xdp_desc *d = xsk_ring_cons__rx_desc(&in->rx, ridx + i + j);
+
+			iov[j].iov_base = xsk_umem__get_data(w->umem.area,
+							     xsk_umem__add_offset_to_addr(d->addr));
+			iov[j].iov_len = d->len;
+			len += d->len;
+		}
+		pkts++;
+		w->c.rx_packets++;
+		w->c.rx_descs += k;
+		w->c.rx_bytes += len;
+		if (k > KB_SG_MAX_DESCS) /* more parts than the kernel makes: not ours to send */
+			w->c.invalid++;
+		tx = k <= KB_SG_MAX_DESCS && process_sg(w, iov, k, len);
+		for (unsigned int j = 0; j < k; j++) {
+			const struct xdp_desc *d = xsk_ring_cons__rx_desc(&in->rx, ridx + i + j);
+
+			if (!tx) {
+				free_push(w, d->addr);
+				continue;
+			}
+			txd[ntx] = *d;
+			txd[ntx++].options = j + 1 < k ? XDP_PKT_CONTD : 0;
+		}
+	}
+	xsk_ring_cons__release(&in->rx, n);
+	if (ntx)
+		tx_sg(w, out, txd, ntx);
+	return pkts;
+}
+
 /* One pass over the ports: completions, refill, RX -> process -> TX, kick.  Returns the
  * number of frames received. */
 static unsigned int service(struct worker *w)
@@ -839,7 +1062,7 @@ static unsigned int service(struct worker *w)
 			out = &w->ports[pi ^ 1];
 		complete_tx(w, p);
 		refill(w, p);
-		got += rx_burst(w, p, out);
+		got += cfg.multi_buffer ? rx_burst_sg(w, p, out) : rx_burst(w, p, out);
 	}
 	for (int pi = 0; pi < w->nports; pi++) {
 		kick_tx(w, &w->ports[pi]);
@@ -991,6 +1214,8 @@ static void collect(struct totals *t)
 		t->c.fill_wakeup += c.fill_wakeup;
 		t->c.tx_kick += c.tx_kick;
 		t->c.csum_fixed += c.csum_fixed;
+		t->c.rx_descs += cfg.multi_buffer ? c.rx_descs : c.rx_packets;
+		t->c.tx_descs += cfg.multi_buffer ? c.tx_descs : c.tx_packets;
 		for (int pi = 0; pi < w->nports; pi++)
 			if (w->ports[pi].xsk)
 				kb_xsk_stats_add(w->ports[pi].fd, &t->xs);
@@ -1032,13 +1257,16 @@ static void render_json(struct kb_buf *b, const struct totals *t, double rx_pps,
 	kb_buf_printf(b, "], \"rx_packets\": %llu, \"rx_bytes\": %llu, \"tx_packets\": %llu, "
 		      "\"tx_bytes\": %llu, \"rx_pps\": %.1f, \"tx_pps\": %.1f, \"dropped\": %llu, "
 		      "\"kernel_dropped\": %llu, \"dropped_total\": %llu, \"steered\": %llu, "
-		      "\"invalid\": %llu, \"csum_fixed\": %llu, ",
+		      "\"invalid\": %llu, \"csum_fixed\": %llu, \"multi_buffer\": %s, "
+		      "\"rx_descs\": %llu, \"tx_descs\": %llu, ",
 		      (unsigned long long)t->c.rx_packets, (unsigned long long)t->c.rx_bytes,
 		      (unsigned long long)t->c.tx_packets, (unsigned long long)t->c.tx_bytes,
 		      rx_pps, tx_pps, (unsigned long long)t->c.dropped, (unsigned long long)lost,
 		      (unsigned long long)(t->c.dropped + lost),
 		      (unsigned long long)(t->c.rx_packets + lost),
-		      (unsigned long long)t->c.invalid, (unsigned long long)t->c.csum_fixed);
+		      (unsigned long long)t->c.invalid, (unsigned long long)t->c.csum_fixed,
+		      cfg.multi_buffer ? "true" : "false", (unsigned long long)t->c.rx_descs,
+		      (unsigned long long)t->c.tx_descs);
 	kb_buf_printf(b, "\"wakeups\": %llu, \"syscalls\": {\"rx_poll\": %llu, "
 		      "\"fill_wakeup\": %llu, \"tx_kick\": %llu}, \"syscalls_per_packet\": %.4f, ",
 		      (unsigned long long)nsys, (unsigned long long)t->c.rx_poll,
@@ -1058,6 +1286,18 @@ static void render_json(struct kb_buf *b, const struct totals *t, double rx_pps,
 		      t->cpu_user, t->cpu_sys, elapsed, kb_wall_s());
 }
 
+/* --multi-buffer: " descs RX: n TX: n" for the text line, else nothing. */
+static const char *descs_text(const struct totals *t)
+{
+	static char buf[64];
+
+	if (!cfg.multi_buffer)
+		return "";
+	snprintf(buf, sizeof(buf), " descs RX: %llu TX: %llu", (unsigned long long)t->c.rx_descs,
+		 (unsigned long long)t->c.tx_descs);
+	return buf;
+}
+
 static void report(const struct totals *t, const struct totals *prev, double dt, bool running,
 		   double elapsed)
 {
@@ -1074,12 +1314,12 @@ static void report(const struct totals *t, const struct totals *prev, double dt,
 		fprintf(stdout, "%s\n", b.s);
 	} else if (!cfg.quiet || !running) {
 		fprintf(stdout, "AF_XDP RX: %llu pkts (%.0f pps) TX: %llu pkts (%.0f pps) "
-			"dropped: %llu (kernel %llu) invalid: %llu syscalls: %llu%s\n",
+			"dropped: %llu (kernel %llu) invalid: %llu syscalls: %llu%s%s\n",
 			(unsigned long long)t->c.rx_packets, rx_pps,
 			(unsigned long long)t->c.tx_packets, tx_pps,
 			(unsigned long long)(t->c.dropped + kb_xsk_rx_lost(&t->xs)),
 			(unsigned long long)kb_xsk_rx_lost(&t->xs), (unsigned long long)t->c.invalid,
-			(unsigned long long)syscalls(&t->c), running ? "" : " (final)");
+			(unsigned long long)syscalls(&t->c), descs_text(t), running ? "" : " (final)");
 	}
 	fflush(stdout);
 	if (cfg.stats_file) {
@@ -1197,6 +1437,7 @@ int main(int argc, char **argv)
 				xsk_socket__delete(w->ports[pi].xsk);
 		kb_umem_destroy(&w->umem);
 		free(w->free_stack);
+		free(w->tx_eop);
 	}
 	for (int q = 0; q < ntap; q++)
 		close(tap_fds[q]);

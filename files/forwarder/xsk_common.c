@@ -4,7 +4,11 @@
 #include "xsk_common.h"
 
 #include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -114,4 +118,29 @@ int kb_xsk_stats_add(int fd, struct xdp_statistics *sum)
 	sum->rx_fill_ring_empty_descs += s.rx_fill_ring_empty_descs;
 	sum->tx_ring_empty_descs += s.tx_ring_empty_descs;
 	return 0;
+}
+
+int kb_if_mtu(const char *ifname)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), err = 0;
+
+	if (s < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+	if (ioctl(s, SIOCGIFMTU, &ifr))
+		err = -errno;
+	close(s);
+	return err ? err : ifr.ifr_mtu;
+}
+
+void kb_die_no_sg(const char *prog, const char *ifname, unsigned int queue, int err,
+		  unsigned int frame_size)
+{
+	fprintf(stderr, "%s: AF_XDP bind with XDP_USE_SG refused on %s queue %u: %s. AF_XDP "
+		"multi-buffer needs kernel >= 6.6 in copy mode or a driver with multi-buffer "
+		"zero-copy; use --frame-size 4096 and an MTU <= %u without --multi-buffer\n",
+		prog, ifname, queue, strerror(-err), kb_single_frame_mtu(frame_size > 4096 ? frame_size : 4096));
+	exit(KB_EXIT_NO_SG);
 }

@@ -65,4 +65,59 @@ static inline uint64_t kb_xsk_rx_lost(const struct xdp_statistics *s)
 	return s->rx_dropped + s->rx_ring_full;
 }
 
+/* ---- multi-buffer (XDP_USE_SG, kernel >= 6.6 in copy mode) ----------------------------
+ * A packet larger than one UMEM frame comes (and goes) as several descriptors, with
+ * XDP_PKT_CONTD set on all but the last.  Debian 12's 6.1 headers lack both flags. */
+#ifndef XDP_USE_SG
+#define XDP_USE_SG (1 << 4)
+#endif
+#ifndef XDP_PKT_CONTD
+#define XDP_PKT_CONTD (1 << 0)
+#endif
+/* The most descriptors one packet takes: MAX_SKB_FRAGS (17) fragments + the head. */
+#define KB_SG_MAX_DESCS 18
+/* kbypass-fwd/-gen exit code when the kernel refuses a bind with XDP_USE_SG. */
+#define KB_EXIT_NO_SG 3
+/* A frame's bytes before the packet in copy mode (the kernel's XDP_PACKET_HEADROOM). */
+#define KB_XDP_HEADROOM 256u
+/* Room for the Ethernet header and two VLAN tags on top of the MTU. */
+#define KB_L2_OVERHEAD 22u
+
+/* Largest MTU whose frames fit in one UMEM frame of frame_size (copy mode, no UMEM
+ * headroom): bigger packets need --multi-buffer or the kernel drops them (rx_dropped). */
+static inline unsigned int kb_single_frame_mtu(unsigned int frame_size)
+{
+	return frame_size - KB_XDP_HEADROOM - KB_L2_OVERHEAD;
+}
+
+/* Of the n descriptors at idx in an RX ring, how many make whole packets (up to and
+ * including the last one without XDP_PKT_CONTD); the rest waits for the next pass. */
+static inline unsigned int kb_sg_whole(struct xsk_ring_cons *rx, __u32 idx, unsigned int n)
+{
+	unsigned int whole = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		if (!(xsk_ring_cons__rx_desc(rx, idx + i)->options & XDP_PKT_CONTD))
+			whole = i + 1;
+	return whole;
+}
+
+/* Descriptors of the packet that starts at idx (at most max). */
+static inline unsigned int kb_sg_descs(struct xsk_ring_cons *rx, __u32 idx, unsigned int max)
+{
+	unsigned int k = 1;
+
+	while (k < max && (xsk_ring_cons__rx_desc(rx, idx + k - 1)->options & XDP_PKT_CONTD))
+		k++;
+	return k;
+}
+
+/* MTU of ifname in the current network namespace, or -errno. */
+int kb_if_mtu(const char *ifname);
+
+/* The kernel refused XDP_USE_SG on ifname/queue (err = -errno): say why and what to do,
+ * exit KB_EXIT_NO_SG. */
+void kb_die_no_sg(const char *prog, const char *ifname, unsigned int queue, int err,
+		  unsigned int frame_size) __attribute__((noreturn));
+
 #endif
