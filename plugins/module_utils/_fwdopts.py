@@ -35,6 +35,9 @@ OPTIONS = (
          doc='Descriptors processed per ring operation'),
     _opt('frame_size', '--frame-size', 'int', 2048, 4096, pow2=True, default=4096,
          doc='UMEM frame size in bytes'),
+    _opt('multi_buffer', '--multi-buffer', 'bool', default=False,
+         doc='Bind with XDP_USE_SG: packets larger than a frame (jumbo MTU) as several '
+             'descriptors; needs kernel >= 6.6 (copy mode) or a multi-buffer zero-copy driver'),
     _opt('num_frames', '--frames', 'int', 256, 1 << 20, default=4096,
          doc='UMEM frames per socket'),
     _opt('rx_ring_size', '--rx-ring', 'int', 64, 32768, pow2=True, default=2048,

@@ -103,6 +103,16 @@ options:
   frame_size:
     description: UMEM frame size in bytes, 2048 or 4096 (forwarder default 4096).
     type: int
+  multi_buffer:
+    description:
+      - Bind with C(XDP_USE_SG) (C(--multi-buffer)) so that packets larger than one frame (an
+        interface MTU above O(frame_size) - 278, e.g. 9000) arrive and leave as several descriptors.
+      - Needs kernel 6.6 or later in copy mode, or a driver with multi-buffer zero-copy; the
+        forwarder exits with code 3 and says so when the kernel refuses. Without it, the forwarder
+        refuses to start on an interface whose MTU does not fit one frame.
+    type: bool
+    default: false
+    version_added: 0.3.0
   num_frames:
     description: UMEM frames per socket, 256-1048576 (forwarder default 4096), at least 2 x O(batch_size).
     type: int

@@ -112,3 +112,15 @@ def test_every_boundary_is_covered_both_ways():
     assert all(verdicts[n] == {True, False} for n in ranged), verdicts
     for left, _f, _r in fo.RELATIONS:
         assert verdicts[left] == {True, False}
+
+
+@pytest.mark.parametrize('name', [o.name for o in fo.OPTIONS if o.kind == 'bool'])
+def test_every_switch_is_known_to_the_binary(fwd, name):
+    """Each bool option, set away from its default, is a flag kbypass-fwd parses."""
+    opt = fo.BY_NAME[name]
+    ok, p, errors = _module_accepts({name: not opt.default})
+    assert ok, errors
+    argv = mod.build_argv(dict(p, binary=fwd), '/nonexistent/kbtf-options.stats.json')
+    assert opt.flag in argv
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    assert 'cannot open pinned xsks_map' in proc.stderr, proc.stderr

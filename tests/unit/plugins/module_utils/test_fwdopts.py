@@ -92,3 +92,11 @@ def test_argv_order_and_switches():
 def test_range_text():
     assert [fo.range_text(fo.BY_NAME[n]) for n in ('frame_size', 'rx_ring_size', 'tap')] == [
         '2048 or 4096', '64-32768, a power of two', '']
+
+
+def test_multi_buffer_is_a_switch_off_by_default():
+    assert fo.BY_NAME['multi_buffer'].default is False
+    assert fo.argv({'multi_buffer': True, 'stats_interval': 1.0}) == [
+        '--multi-buffer', '--interval', '1']
+    assert fo.argv({'multi_buffer': False}) == []
+    assert fo.argument_spec()['multi_buffer'] == {'type': 'bool', 'default': False}
