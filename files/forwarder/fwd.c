@@ -411,9 +411,14 @@ static void setup_worker(struct worker *w, int idx)
 				kb_die("%s supports zero-copy but %s does not: a shared UMEM needs "
 				       "the same mode; use --bind copy", ifnames[0], p->ifname);
 			err = create_socket(w, p, pi == 0, base | XDP_COPY);
-			if (cfg.multi_buffer && (err == -EINVAL || err == -EOPNOTSUPP))
+			if (cfg.multi_buffer && (err == -EINVAL || err == -EOPNOTSUPP)) {
+				char advice[128];
+
+				snprintf(advice, sizeof(advice), "--frame-size 4096 and an MTU <= %u "
+					 "without --multi-buffer", kb_single_frame_mtu(4096));
 				kb_die_no_sg("kbypass-fwd", p->ifname, (unsigned int)w->queue, err,
-					     cfg.frame_size);
+					     advice);
+			}
 			if (err == -EBUSY)
 				kb_die("queue %d of %s is still busy (another AF_XDP socket is bound) "
 				       "after 5 s of retries", w->queue, p->ifname);

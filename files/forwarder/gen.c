@@ -54,6 +54,7 @@
 #define MAGIC 0x4b424731u /* "KBG1" */
 #define NFRAMES 4096u
 #define FRAME_SIZE 2048u
+#define MAX_FRAME 16384u /* --size: frames over FRAME_SIZE go as several descriptors (afxdp) */
 #define MAX_SERIES 4096
 
 struct payload {
@@ -80,6 +81,7 @@ static volatile sig_atomic_t stop_flag;
 /* ------------------------------------------------------------------ results */
 static struct {
 	uint64_t sent, received, dup, stray;
+	uint64_t tx_descs, rx_descs; /* afxdp: descriptors (more than packets over a frame) */
 	uint8_t *seen; /* bitmap of sequence numbers already answered */
 	uint32_t *rtt_ns;
 	uint64_t nsamples;
@@ -221,6 +223,11 @@ static int udp_socket(bool connect_it)
 		((struct sockaddr_in6 *)&b)->sin6_port = htons((uint16_t)cfg.sport);
 	if (bind(s, (struct sockaddr *)&b, sa_len))
 		kb_die("cannot bind UDP port %u: %s", cfg.sport, strerror(errno));
+	/* --size beyond the MTU: EMSGSIZE, not IP fragments (the steering program passes those) */
+	if (family == AF_INET)
+		setsockopt(s, IPPROTO_IP, IP_MTU_DISCOVER, &(int){ IP_PMTUDISC_DO }, sizeof(int));
+	else
+		setsockopt(s, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof(one));
 	if (connect_it && connect(s, (struct sockaddr *)&dst_sa, sa_len))
 		kb_die("cannot reach %s: %s (no route in this namespace?)", cfg.dst, strerror(errno));
 	if (connect_it && getsockname(s, (struct sockaddr *)&src_sa, &bl))
@@ -240,7 +247,7 @@ static void drain_socket(int s, uint64_t now)
 {
 	struct mmsghdr m[64];
 	struct iovec iov[64];
-	static unsigned char buf[64][2048];
+	static unsigned char buf[64][MAX_FRAME];
 
 	for (;;) {
 		int n;
@@ -256,6 +263,7 @@ static void drain_socket(int s, uint64_t now)
 		if (n <= 0)
 			return;
 		now = kb_now_ns();
+		R.rx_descs += (uint64_t)n; /* a datagram is one "descriptor" */
 		for (int i = 0; i < n; i++)
 			note_reply(buf[i], m[i].msg_len, now);
 	}
@@ -267,7 +275,7 @@ static void run_socket(uint64_t deadline)
 	unsigned int plen = payload_len();
 	struct mmsghdr m[256];
 	struct iovec iov[256];
-	static unsigned char buf[256][2048];
+	static unsigned char buf[256][MAX_FRAME];
 
 	if (cfg.batch > 256)
 		cfg.batch = 256;
@@ -300,6 +308,9 @@ static void run_socket(uint64_t deadline)
 			m[i].msg_hdr.msg_iovlen = 1;
 		}
 		n = sendmmsg(s, m, (unsigned int)want, 0);
+		if (n < 0 && errno == EMSGSIZE)
+			kb_die("--size %u is larger than the MTU towards %s allows (+14 bytes of "
+			       "Ethernet header)", hdr_len() + plen, cfg.dst);
 		if (n > 0)
 			R.sent += (uint64_t)n;
 		else if (n < 0 && errno != EAGAIN && errno != ENOBUFS && errno != ECONNREFUSED &&
@@ -430,7 +441,7 @@ static void resolve_mac(int ifindex, unsigned char mac[ETH_ALEN])
 	kb_die("cannot resolve the MAC address of %s on %s; pass --dst-mac", cfg.dst, cfg.iface);
 }
 
-static unsigned char tmpl[2048];
+static unsigned char tmpl[MAX_FRAME];
 static unsigned int frame_len;
 
 static void build_template(const unsigned char smac[ETH_ALEN], const unsigned char dmac[ETH_ALEN])
@@ -515,6 +526,19 @@ static void parse_reply(const unsigned char *f, uint32_t len, uint64_t now)
 	note_reply(f + off, len - off, now);
 }
 
+/* The k descriptors of the frame at a (k adjacent UMEM frames), XDP_PKT_CONTD on all but
+ * the last. */
+static void tx_descs_sg(struct xsk_ring_prod *tx, __u32 idx, uint64_t a, unsigned int k)
+{
+	for (unsigned int j = 0; j < k; j++) {
+		struct xdp_desc *d = xsk_ring_prod__tx_desc(tx, idx + j);
+
+		d->addr = a + (uint64_t)j * FRAME_SIZE;
+		d->len = j + 1 < k ? FRAME_SIZE : frame_len - j * FRAME_SIZE;
+		d->options = j + 1 < k ? XDP_PKT_CONTD : 0;
+	}
+}
+
 static void run_afxdp(uint64_t deadline, int map_fd)
 {
 	struct kb_umem umem;
@@ -526,8 +550,9 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 					.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY };
 	unsigned char *area, smac[ETH_ALEN], dmac[ETH_ALEN];
 	uint64_t free_tx[NFRAMES / 2], kicks = 0;
-	unsigned int nfree = 0, outstanding = 0;
-	int ifindex, err, fd, rsock = -1;
+	unsigned int nfree = 0, outstanding = 0, k, slot;
+	int ifindex, err, fd, rsock = -1, mtu;
+	bool rx_contd = false; /* the last RX descriptor seen continues in the next one */
 	__u32 idx;
 
 	if (!cfg.iface)
@@ -540,6 +565,17 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 		kb_die("cannot read the MAC address of %s", cfg.iface);
 	resolve_mac(ifindex, dmac);
 	build_template(smac, dmac);
+	mtu = kb_if_mtu(cfg.iface);
+	if (mtu > 0 && frame_len > (unsigned int)mtu + ETH_HLEN)
+		kb_die("--size %u is larger than the MTU %d of %s allows (+14 bytes of Ethernet "
+		       "header)", frame_len, mtu, cfg.iface);
+	/* A frame over FRAME_SIZE goes out as k descriptors over k adjacent frames (a slot,
+	 * so the checksum runs over contiguous memory); a reply over what one RX frame holds
+	 * comes back as several: both need XDP_USE_SG. */
+	k = (frame_len + FRAME_SIZE - 1) / FRAME_SIZE;
+	slot = k * FRAME_SIZE;
+	if (frame_len > FRAME_SIZE - KB_XDP_HEADROOM)
+		sc.bind_flags |= XDP_USE_SG;
 	if (cfg.replies && map_fd < 0)
 		rsock = udp_socket(false);
 
@@ -548,13 +584,15 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 		kb_die("cannot register UMEM: %s", strerror(-err));
 	area = umem.area;
 	err = kb_xsk_create(&xsk, cfg.iface, 0, &umem, &rx, &tx, NULL, NULL, &sc, &stop_flag);
+	if (err && (sc.bind_flags & XDP_USE_SG) && (err == -EINVAL || err == -EOPNOTSUPP))
+		kb_die_no_sg("kbypass-gen", cfg.iface, 0, err, "--size 1750 or less (one frame)");
 	if (err)
 		kb_die("cannot create AF_XDP socket on %s queue 0: %s", cfg.iface, strerror(-err));
 	fd = xsk_socket__fd(xsk);
 	/* TX frames: first half, pre-built from the template.  RX frames: second half. */
-	for (unsigned int i = 0; i < NFRAMES / 2; i++) {
-		memcpy(area + (size_t)i * FRAME_SIZE, tmpl, frame_len);
-		free_tx[nfree++] = (uint64_t)i * FRAME_SIZE;
+	for (unsigned int i = 0; i < NFRAMES / 2 / k; i++) {
+		memcpy(area + (size_t)i * slot, tmpl, frame_len);
+		free_tx[nfree++] = (uint64_t)i * slot;
 	}
 	if (xsk_ring_prod__reserve(&fill, NFRAMES / 2, &idx) != NFRAMES / 2)
 		kb_die("fill ring reservation failed");
@@ -580,8 +618,12 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 		series_tick(now);
 		/* completions */
 		n = xsk_ring_cons__peek(&comp, NFRAMES / 2, &idx);
-		for (unsigned int i = 0; i < n; i++)
-			free_tx[nfree++] = *xsk_ring_cons__comp_addr(&comp, idx + i);
+		for (unsigned int i = 0; i < n; i++) {
+			uint64_t a = *xsk_ring_cons__comp_addr(&comp, idx + i);
+
+			if (!(a % slot)) /* a packet's descriptors complete together */
+				free_tx[nfree++] = a;
+		}
 		if (n) {
 			xsk_ring_cons__release(&comp, n);
 			outstanding -= n;
@@ -595,8 +637,13 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 				for (unsigned int i = 0; i < n; i++) {
 					const struct xdp_desc *d = xsk_ring_cons__rx_desc(&rx, ridx + i);
 
-					parse_reply(area + xsk_umem__add_offset_to_addr(d->addr), d->len, now);
+					/* headers and the sequence number are in a packet's first part */
+					if (!rx_contd)
+						parse_reply(area + xsk_umem__add_offset_to_addr(d->addr),
+							    d->len, now);
+					rx_contd = d->options & XDP_PKT_CONTD;
 				}
+				R.rx_descs += n;
 				/* give the same frames straight back to the fill ring */
 				while (xsk_ring_prod__reserve(&fill, n, &fidx) != n)
 					;
@@ -635,21 +682,19 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 			want = cfg.count - R.sent;
 		if (want > nfree)
 			want = nfree;
-		if (want && xsk_ring_prod__reserve(&tx, (uint32_t)want, &idx) == want) {
+		if (want && xsk_ring_prod__reserve(&tx, (uint32_t)(want * k), &idx) == want * k) {
 			for (unsigned int i = 0; i < want; i++) {
-				struct xdp_desc *d = xsk_ring_prod__tx_desc(&tx, idx + i);
 				uint64_t a = free_tx[--nfree];
 				unsigned char *f = area + a;
 
 				fill_payload(f + hdr_len(), (uint32_t)(R.sent + i), now);
 				udp_csum(f);
-				d->addr = a;
-				d->len = frame_len;
-				d->options = 0;
+				tx_descs_sg(&tx, idx + i * k, a, k);
 			}
-			xsk_ring_prod__submit(&tx, (uint32_t)want);
+			xsk_ring_prod__submit(&tx, (uint32_t)(want * k));
 			R.sent += want;
-			outstanding += (unsigned int)want;
+			R.tx_descs += want * k;
+			outstanding += (unsigned int)(want * k);
 		}
 		if (kb_tx_pending(&tx)) {
 			err = kb_xsk_kick_tx(fd, &tx, true, 16, &kicks);
@@ -749,7 +794,7 @@ int main(int argc, char **argv)
 		case O_IFACE: cfg.iface = optarg; break;
 		case O_DPORT: cfg.dport = (unsigned int)kb_parse_u64("--dport", optarg, 1, 65535); break;
 		case O_SPORT: cfg.sport = (unsigned int)kb_parse_u64("--sport", optarg, 1, 65535); break;
-		case O_SIZE: cfg.size = (unsigned int)kb_parse_u64("--size", optarg, 60, 1514); break;
+		case O_SIZE: cfg.size = (unsigned int)kb_parse_u64("--size", optarg, 60, MAX_FRAME); break;
 		case O_COUNT: cfg.count = kb_parse_u64("--count", optarg, 1, ULLONG_MAX); break;
 		case O_DUR: cfg.duration = kb_parse_double("--duration", optarg, 0.001, 1e9); break;
 		case O_RATE: cfg.rate = kb_parse_double("--rate", optarg, 0, 1e9); break;
@@ -834,8 +879,10 @@ int main(int argc, char **argv)
 	kb_buf_printf(&b, "{\"engine\": \"%s\", \"dst\": ", cfg.afxdp ? "afxdp" : "socket");
 	kb_buf_json_str(&b, cfg.dst);
 	kb_buf_printf(&b, ", \"dport\": %u, \"sport\": %u, \"size\": %u, \"rate\": %.1f, "
-		      "\"sent\": %llu, ", cfg.dport, cfg.sport, hdr_len() + payload_len(), cfg.rate,
-		      (unsigned long long)R.sent);
+		      "\"sent\": %llu, \"tx_descs\": %llu, \"rx_descs\": %llu, ", cfg.dport,
+		      cfg.sport, hdr_len() + payload_len(), cfg.rate, (unsigned long long)R.sent,
+		      (unsigned long long)(cfg.afxdp ? R.tx_descs : R.sent),
+		      (unsigned long long)R.rx_descs);
 	if (cfg.replies)
 		kb_buf_printf(&b, "\"received\": %llu, \"lost\": %llu, \"duplicates\": %llu, "
 			      "\"stray\": %llu, ", (unsigned long long)R.received,

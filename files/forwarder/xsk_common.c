@@ -136,11 +136,10 @@ int kb_if_mtu(const char *ifname)
 }
 
 void kb_die_no_sg(const char *prog, const char *ifname, unsigned int queue, int err,
-		  unsigned int frame_size)
+		  const char *advice)
 {
 	fprintf(stderr, "%s: AF_XDP bind with XDP_USE_SG refused on %s queue %u: %s. AF_XDP "
 		"multi-buffer needs kernel >= 6.6 in copy mode or a driver with multi-buffer "
-		"zero-copy; use --frame-size 4096 and an MTU <= %u without --multi-buffer\n",
-		prog, ifname, queue, strerror(-err), kb_single_frame_mtu(frame_size > 4096 ? frame_size : 4096));
+		"zero-copy; use %s\n", prog, ifname, queue, strerror(-err), advice);
 	exit(KB_EXIT_NO_SG);
 }

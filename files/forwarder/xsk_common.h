@@ -115,9 +115,9 @@ static inline unsigned int kb_sg_descs(struct xsk_ring_cons *rx, __u32 idx, unsi
 /* MTU of ifname in the current network namespace, or -errno. */
 int kb_if_mtu(const char *ifname);
 
-/* The kernel refused XDP_USE_SG on ifname/queue (err = -errno): say why and what to do,
- * exit KB_EXIT_NO_SG. */
+/* The kernel refused XDP_USE_SG on ifname/queue (err = -errno): one line saying why and,
+ * after "use ", the advice; exit KB_EXIT_NO_SG. */
 void kb_die_no_sg(const char *prog, const char *ifname, unsigned int queue, int err,
-		  unsigned int frame_size) __attribute__((noreturn));
+		  const char *advice) __attribute__((noreturn));
 
 #endif
