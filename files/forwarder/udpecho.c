@@ -59,7 +59,7 @@ int main(int argc, char **argv)
 	uint64_t packets = 0, bytes = 0, echoed = 0, send_errors = 0;
 	struct sockaddr_in6 addr = { .sin6_family = AF_INET6 };
 	struct timeval tv = { 0, 100000 };
-	static unsigned char data[BATCH][2048];
+	static unsigned char data[BATCH][16384]; /* jumbo datagrams (MTU 9000) whole */
 	struct sockaddr_in6 peers[BATCH];
 	struct mmsghdr m[BATCH];
 	struct iovec iov[BATCH];
