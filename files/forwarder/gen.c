@@ -585,7 +585,7 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 	area = umem.area;
 	err = kb_xsk_create(&xsk, cfg.iface, 0, &umem, &rx, &tx, NULL, NULL, &sc, &stop_flag);
 	if (err && (sc.bind_flags & XDP_USE_SG) && (err == -EINVAL || err == -EOPNOTSUPP))
-		kb_die_no_sg("kbypass-gen", cfg.iface, 0, err, "--size 1750 or less (one frame)");
+		kb_die_no_sg("kbypass-gen", cfg.iface, 0, err, "--size 1792 or less (one frame)");
 	if (err)
 		kb_die("cannot create AF_XDP socket on %s queue 0: %s", cfg.iface, strerror(-err));
 	fd = xsk_socket__fd(xsk);
@@ -751,7 +751,9 @@ static void usage(FILE *f)
 "         [--replies] [--reply-timeout MS] [--json] [--series-interval MS]\n"
 "         [--batch 32] [--cpu N] [--pin-dir DIR] [--dst-mac MAC]\n"
 "--size is the Ethernet frame length without FCS (the payload never goes below the\n"
-"16-byte sequence/timestamp header).  --rate 0 = as fast as possible.\n"
+"16-byte sequence/timestamp header), up to the interface MTU + 14; the afxdp engine\n"
+"sends a frame over 2048 bytes as several descriptors (XDP_USE_SG; exit 3 if refused).\n"
+"--rate 0 = as fast as possible.\n"
 "Hard caps: %llu packets, %.0f s.\n", MAX_COUNT, MAX_DURATION);
 }
 
