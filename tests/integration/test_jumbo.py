@@ -310,3 +310,19 @@ def test_l2fwd_carries_jumbo_frames_both_ways(bins, jumbo, procs):
         assert st['dropped'] == st['kernel_dropped'] == 0, st
     finally:
         remove_bed(NS3)
+
+
+def test_overload_drops_whole_packets_never_parts(jumbo, procs):
+    """Small rings and an unpaced burst: whatever is dropped goes as whole packets, so every
+    packet sent back is its 3 descriptors and arrives intact (the kernel checks its UDP
+    checksum over all 9000 bytes)."""
+    fwd = procs.fwd('--iface', V1, '--pin-dir', jumbo.pin, '--mode', 'echo', '--rx-ring', '64',
+                    '--tx-ring', '64', '--batch', '16', '--frames', '256', '--fill-ring', '64')
+    g = procs.gen(A1, JUMBO, 3000, '--replies', '--rate', '0', '--reply-timeout', '500')
+    procs.stop(fwd)
+    st = procs.final_stats()
+    assert g['sent'] == 3000 and g['stray'] == 0, g
+    assert jumbo.redirected() == st['rx_packets'] + st['kernel_dropped'], st
+    assert st['rx_packets'] == st['tx_packets'] + st['dropped'] + st['invalid'], st
+    assert st['rx_descs'] == 3 * st['rx_packets'] and st['tx_descs'] == 3 * st['tx_packets'], st
+    assert 0 < g['received'] <= st['tx_packets'], (g, st)
