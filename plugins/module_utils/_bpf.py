@@ -48,6 +48,8 @@ _INFO_SIZE = 256
 
 # --- the steering program's contract (docs/contracts.md) ----------------------------
 STEER_PROG_NAME = 'xdp_steer'
+# the ring buffer only the capture build (xdp_steer_capture.c) has: how it is told apart
+CAPTURE_RING_MAP = 'kb_capture_ring'
 STEER_MAPS = ('xsks_map', 'steer_ports', 'steer_stats')
 PROG_PIN = 'prog'
 # index order of enum steer_counter in files/bpf/xdp_steer.c (a unit test checks it)

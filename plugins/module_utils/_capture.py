@@ -25,7 +25,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _xdp
 from ansible_collections.kbypass.xdp.plugins.module_utils._attach import Attachment
 
 # --- the capture program's contract (files/bpf/xdp_steer_capture.c) -------------------
-RING_MAP = 'kb_capture_ring'
+RING_MAP = _bpf.CAPTURE_RING_MAP
 DROPS_MAP = 'kb_capture_drops'[:15]  # the kernel keeps 15 characters of a map name
 SNAPLEN = 256
 SAMPLE_HDR = struct.Struct('=QIIII')  # ts_ns, pkt_len, cap_len, action, rx_queue

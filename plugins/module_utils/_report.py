@@ -17,8 +17,10 @@ link that breaks is the one named in the failure message::
 from __future__ import annotations
 
 import json
+import time
 
 from ansible_collections.kbypass.xdp.plugins.module_utils._bpf import (  # noqa: F401
+    CAPTURE_RING_MAP,
     STEER_COUNTERS,
     packets_of as _packets,
     steer_delta,
@@ -509,3 +511,112 @@ def render_json(host, data, verdict):
     """The per-host JSON report (stable key order)."""
     return json.dumps({'host': host, 'ok': verdict['ok'], 'failures': verdict['failures'],
                        'verdict': verdict, 'data': data}, indent=2, sort_keys=True) + '\n'
+
+
+# --------------------------------------------------------------------------------------
+# what the kernel sees (kbypass.xdp.kernel_view's document)
+# --------------------------------------------------------------------------------------
+KERNEL_NOTE = '''\
+**Why `tcpdump` on the device under test shows no steered packets.** The steering program
+redirects the steered UDP ports into AF_XDP sockets at the XDP hook, before the kernel
+builds an skb; tcpdump listens on an `AF_PACKET` tap further up, so it sees only what the
+program passes to the kernel (ARP, ICMP, other ports), and the forwarder's copy-mode TX
+bypasses the taps as well. The counters above prove that the packets are there. To see
+them, capture at the XDP hook: `make observe` (`playbooks/observe.yml`, module
+`kbypass.xdp.xdp_capture`) writes `reports/<host>-observe-<ifname>.pcapng` with the action
+per packet (`tcpdump -nn -r` it). In kernel (TAP) mode `tcpdump -i <tap>` in the device
+under test's namespace shows the reinjected packets.'''
+
+# forwarder stats shown in the report (the stats file has more, the JSON report keeps all)
+_FWD_KEYS = ('rx_packets', 'tx_packets', 'rx_dropped', 'rx_ring_full',
+             'rx_fill_ring_empty_descs', 'tx_ring_empty_descs', 'invalid', 'kernel_dropped')
+
+
+def _stats64(link, way):
+    return ((link.get('stats64') or link.get('stats') or {}).get(way) or {})
+
+
+def _xdp_of(xdp_show, ifname):
+    """'<mode> id <id>' of ``ifname``'s XDP attachment(s) in a bpftool net show document."""
+    out = []
+    for section in xdp_show or []:
+        for att in section.get('xdp') or []:
+            if att.get('devname') != ifname:
+                continue
+            for prog in att.get('multi_attachments') or [att]:
+                out.append('%s id %s' % (prog.get('mode', '?'), prog.get('id', '?')))
+    return ', '.join(out) or '—'
+
+
+def _cell(value):
+    if isinstance(value, (list, tuple)):
+        return ','.join(str(v) for v in value) if value else '—'
+    return _fmt(value).replace('|', '\\|')
+
+
+def render_kernel_markdown(view, note=KERNEL_NOTE):
+    """The "what the kernel sees" section from kernel_view's ``view``."""
+    view = view if isinstance(view, dict) else {}
+    out = ['## What the kernel sees', '', note, '']
+    out += ['### Namespaces and links (`ip -s link`, `bpftool net show`)', '',
+            '| namespace | link | state | mtu | XDP | rx packets | rx dropped | tx packets '
+            '| tx dropped |', '|---|---|---|---|---|---|---|---|---|']
+    for ns, space in sorted((view.get('namespaces') or {}).items()):
+        for link in (space or {}).get('links') or []:
+            if link.get('link_type') == 'loopback':
+                continue
+            rx, tx = _stats64(link, 'rx'), _stats64(link, 'tx')
+            out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+                ns, _cell(link.get('ifname')), _cell(link.get('operstate')),
+                _cell(link.get('mtu')), _xdp_of(space.get('xdp'), link.get('ifname')),
+                _cell(rx.get('packets')), _cell(rx.get('dropped')),
+                _cell(tx.get('packets')), _cell(tx.get('dropped'))))
+    out += ['', '### XDP programs (`bpftool prog show`)', '',
+            '| id | name | tag | type | loaded at | xlated / jited bytes | map ids |',
+            '|---|---|---|---|---|---|---|']
+    map_names = dict((m.get('id'), m.get('name')) for m in view.get('maps') or [])
+    for prog in view.get('programs') or []:
+        name = _cell(prog.get('name'))
+        if any(map_names.get(i) == CAPTURE_RING_MAP for i in prog.get('map_ids') or []):
+            name += ' (capture build: a capture was running)'
+        loaded = prog.get('loaded_at')
+        if isinstance(loaded, int):
+            loaded = time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(loaded))
+        out.append('| %s | %s | %s | %s | %s | %s / %s | %s |' % (
+            _cell(prog.get('id')), name, _cell(prog.get('tag')), _cell(prog.get('type')),
+            _cell(loaded), _cell(prog.get('bytes_xlated')), _cell(prog.get('bytes_jited')),
+            _cell(prog.get('map_ids'))))
+    out += ['', '### Their maps (`bpftool map show`)', '',
+            '| id | name | type | key / value bytes | max entries |', '|---|---|---|---|---|']
+    for m in view.get('maps') or []:
+        out.append('| %s | %s | %s | %s / %s | %s |' % tuple(_cell(m.get(k)) for k in (
+            'id', 'name', 'type', 'bytes_key', 'bytes_value', 'max_entries')))
+    out += ['', '### AF_XDP sockets in the XSKMAP, by queue (the forwarder\'s registration)', '',
+            'The kernel does not hand socket fds to user space, so `bpftool map dump` cannot '
+            'list an XSKMAP; each forwarder reports the queues it bound.', '',
+            '| forwarder | namespace | interface | queues | bind mode | running |',
+            '|---|---|---|---|---|---|']
+    for reg in view.get('xsk_registrations') or []:
+        out.append('| %s | %s | %s | %s | %s | %s |' % tuple(_cell(reg.get(k)) for k in (
+            'instance', 'netns', 'iface', 'queues', 'bind_mode', 'running')))
+    out += ['', '### Forwarder stats', '',
+            '| forwarder | pid | mode | %s |' % ' | '.join(k.replace('_', ' ') for k in _FWD_KEYS),
+            '|---|---|---|%s' % ('---|' * len(_FWD_KEYS))]
+    for name, st in sorted((view.get('forwarders') or {}).items()):
+        st = st if isinstance(st, dict) else {}
+        out.append('| %s | %s | %s | %s |' % (
+            _cell(name), _cell(st.get('pid')), _cell(st.get('mode')),
+            ' | '.join(_cell(st.get(k)) for k in _FWD_KEYS)))
+    out += ['', '### `ethtool -S` (counters that are not zero)', '']
+    for ns, space in sorted((view.get('namespaces') or {}).items()):
+        for ifname, stats in sorted(((space or {}).get('ethtool_stats') or {}).items()):
+            busy = ['%s %s' % (k, v) for k, v in sorted((stats or {}).items()) if v]
+            out.append('- %s/%s: %s' % (ns, ifname, ', '.join(busy) or 'all zero'))
+    if view.get('errors'):
+        out += ['', '### What could not be read', '']
+        for err in view['errors']:
+            where = err.get('command') or err.get('file') or '?'
+            out.append('- %s%s: %s' % (where, ' in %s' % err['netns'] if err.get('netns') else '',
+                                       err.get('error')))
+    out.append('')
+    return '\n'.join(out)

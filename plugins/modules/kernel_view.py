@@ -97,21 +97,11 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _ethtool, _netns
+from ansible_collections.kbypass.xdp.plugins.module_utils._report import KERNEL_NOTE
 
 ROOT_NS = 'init_net'
 
-NOTE = '''\
-### Why tcpdump on the device under test shows no steered packets
-
-The steering program redirects the configured UDP ports into AF_XDP sockets at the XDP
-hook, before the kernel builds an skb. tcpdump listens on an `AF_PACKET` tap further up, so
-it sees only what the program passes to the kernel (ARP, ICMP, other ports), and the
-forwarder's copy-mode TX bypasses the taps as well. The packets are there: the steering
-counters (`redirected`), the forwarder's `rx_packets` and the peer's replies prove it.
-To see them, capture at the XDP hook: `make observe` (kbypass.xdp.xdp_capture) writes
-a pcapng with the action per packet (`tcpdump -nn -r reports/<host>-observe-<if>.pcapng`).
-In kernel (TAP) mode `tcpdump -i <tap>` shows the reinjected packets.
-'''
+NOTE = KERNEL_NOTE  # one text: the verify report renders the same note
 
 
 # --- pure logic ----------------------------------------------------------------------

@@ -63,6 +63,15 @@ options:
       - With an empty O(data) the report holds the Open vSwitch section only.
     type: dict
     version_added: "0.2.0"
+  kernel:
+    description:
+      - The registered result of M(kbypass.xdp.kernel_view) (or its C(view)). Adds the section
+        "What the kernel sees" to the report - namespaces, links and their XDP state, programs
+        and maps, the AF_XDP sockets by queue, counters, the forwarders' stats - with a note on
+        why C(tcpdump) on the device under test shows no steered packets. The JSON report holds
+        it under C(data.kernel). It is not judged.
+    type: dict
+    version_added: "0.3.0"
 '''
 
 EXAMPLES = r'''
@@ -121,6 +130,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._report import (
     evaluate,
+    render_kernel_markdown,
     render_json,
     render_markdown,
     series_rates,
@@ -169,11 +179,12 @@ def render_plot(host, data):
     return buf.getvalue()
 
 
-def render_all(host, raw, mode, base, plot, ovs=None):
+def render_all(host, raw, mode, base, plot, ovs=None, kernel=None):
     """(verdict, summary, files, content): everything a run would write, rendered first
     so that check mode predicts exactly what a real run writes. With ``ovs`` (the result
     of kbypass.xdp.ovs_probe) the Open vSwitch section and its checks are folded in; with
-    ``ovs`` and empty ``raw`` the run measured OVS only, and only OVS is judged."""
+    ``ovs`` and empty ``raw`` the run measured OVS only, and only OVS is judged. ``kernel``
+    (kbypass.xdp.kernel_view's result or view) adds "What the kernel sees", not judged."""
     data, _problems = usable(raw)  # evaluate() reports the problems
     ovs_only = bool(ovs) and not raw
     verdict = {'ok': True, 'failures': []} if ovs_only else evaluate(raw, mode)
@@ -201,6 +212,10 @@ def render_all(host, raw, mode, base, plot, ovs=None):
             summary = summary_lines(host, data, verdict)
         summary.append(_ovs.summary_line(host, ovs, ovs_verdict))
         data = dict(data, ovs=ovs)
+    if kernel:
+        view = kernel.get('view', kernel)
+        markdown += '\n' + render_kernel_markdown(view)
+        data = dict(data, kernel=view)
     content['markdown'] = (markdown + '\n').encode()
     content['json'] = render_json(host, data, verdict).encode()
     return verdict, summary, files, content
@@ -215,6 +230,7 @@ def main():
             mode=dict(type='str', choices=['echo', 'rxdrop', 'l2fwd', 'kernel']),
             plot=dict(type='bool', default=True),
             ovs=dict(type='dict'),
+            kernel=dict(type='dict'),
         ),
         supports_check_mode=True,
     )
@@ -232,7 +248,7 @@ def main():
     try:
         verdict, summary, files, content = render_all(
             host, module.params['data'], module.params['mode'], base,
-            module.params['plot'] and HAS_MATPLOTLIB, module.params['ovs'])
+            module.params['plot'] and HAS_MATPLOTLIB, module.params['ovs'], module.params['kernel'])
     except (AttributeError, TypeError, ValueError, KeyError):
         module.fail_json(msg='data does not have the shape of the result of '
                              'kbypass.xdp.traffic_probe (a section holds a value of the wrong '

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 
@@ -166,3 +167,57 @@ def no_empty_pin_root():
         os.rmdir(PIN_ROOT)
     except OSError:
         pass
+
+
+def descendants(pid):
+    """PIDs below ``pid``: a test signals only processes it started itself (other
+    sessions on this machine run the same modules)."""
+    children = {}
+    for p in os.listdir('/proc'):
+        if not p.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % p) as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(p))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def module_pids(module, parent=None):
+    """PIDs of module ``kbypass.xdp.<module>`` (its AnsiballZ payload) below ``parent``
+    (default: this test process)."""
+    pids = []
+    for pid in descendants(parent or os.getpid()):
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                if ('AnsiballZ_%s' % module).encode() in f.read():
+                    pids.append(pid)
+        except OSError:
+            pass
+    return pids
+
+
+def pcapng_comments(path):
+    """The opt_comment of every enhanced packet block of a pcapng file."""
+    data, off, out = path.read_bytes(), 0, []
+    while off + 12 <= len(data):
+        btype, size = struct.unpack_from('=II', data, off)
+        if btype == 6:
+            cap = struct.unpack_from('=I', data, off + 20)[0]
+            opt = off + 28 + cap + (-cap % 4)
+            while opt < off + size - 4:
+                code, length = struct.unpack_from('=HH', data, opt)
+                if code == 1:
+                    out.append(data[opt + 4:opt + 4 + length].decode())
+                if code == 0:
+                    break
+                opt += 4 + length + (-length % 4)
+        off += size
+    return out

@@ -1,7 +1,7 @@
 """kbypass.xdp.xdp_capture against the real kernel: capture at the XDP hook of a veth.
 
-Bed (prefix ``kbc``): kbc1 (device under test, kbcv0 198.18.199.1/24) <-> kbc2 (traffic,
-kbcv1 198.18.199.2/24), the steering program attached to kbcv0 for UDP/4242. No AF_XDP
+Bed (prefix ``kbob``): kbob3 (device under test, kbobv2 198.18.66.5/24) <-> kbob4 (traffic,
+kbobv3 198.18.66.6/24), the steering program attached to kbobv2 for UDP/4242. No AF_XDP
 socket is bound (but in the forwarder test), so the steered datagrams come out as
 ``redirect_missed`` (passed to the stack); ARP and ICMP are ``passed``. The bed, pins and programs go in the fixture's
 finalizer, also when a test fails. About 30 s in all.
@@ -17,17 +17,15 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_module, run_playbook, sh, veth_bed
+from conftest import ROOT, copy_build, module_pids, pcapng_comments, run_module, run_playbook, sh, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _capture, _xdp
 
-NS1, NS2 = 'kbc1', 'kbc2'
-V0, V1 = 'kbcv0', 'kbcv1'
-A1, A2 = '198.18.199.1', '198.18.199.2'
-BPF = os.path.join(ROOT, 'files', 'bpf')
-OBJ = os.path.join(BPF, 'xdp_steer.o')
-CAP = os.path.join(BPF, 'xdp_steer_capture.o')
+NS1, NS2 = 'kbob3', 'kbob4'
+V0, V1 = 'kbobv2', 'kbobv3'
+A1, A2 = '198.18.66.5', '198.18.66.6'
 PIN = '/sys/fs/bpf/kbypass/%s/%s' % (NS1, V0)
+BPF = OBJ = CAP = None  # the bed fixture's build
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XDP, bpf)')
 
@@ -41,8 +39,10 @@ for i in range(int(sys.argv[3])):
 
 
 @pytest.fixture(scope='module')
-def bed():
-    subprocess.run(['make', '-C', BPF], check=True, capture_output=True, timeout=120)
+def bed(tmp_path_factory):
+    global BPF, OBJ, CAP  # built from a copy of files/bpf (never in files/, others build there)
+    BPF = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(tmp_path_factory.mktemp('kbob_bpf') / 'bpf'))
+    OBJ, CAP = os.path.join(BPF, 'xdp_steer.o'), os.path.join(BPF, 'xdp_steer_capture.o')
     with veth_bed(NS1, V0, NS2, V1, (A1 + '/24',), (A2 + '/24',)):
         res = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'object': OBJ,
                                         'ports': [4242]})
@@ -133,7 +133,7 @@ def test_interrupt_puts_the_normal_program_back(bed, tmp_path):
     dest = tmp_path / 'never.pcapng'
 
     def interrupt():
-        for pid in _module_pids():
+        for pid in module_pids('xdp_capture'):
             os.kill(pid, signal.SIGINT)
 
     res = capture({'dest': str(dest), 'duration': 20, 'count': 0}, interrupt)
@@ -180,7 +180,7 @@ def test_playbook_fetches_the_capture_and_always_restores(bed, tmp_path):
     rc, _out, proc = run_playbook('observe.yml', extra, tmp_path)
     sender.join(60)
     assert rc == 0, proc.stdout[-3000:]
-    n, out = tcpdump_count(tmp_path / 'reports' / 'localhost-observe-kbcv0.pcapng')
+    n, out = tcpdump_count(tmp_path / 'reports' / ('localhost-observe-%s.pcapng' % V0))
     assert n == 30 and out.count('.4242: UDP') == 30, out
     assert attached()['tag'] == bed['tag']
 
@@ -196,7 +196,7 @@ def test_playbook_fetches_the_capture_and_always_restores(bed, tmp_path):
 @pytest.fixture(scope='module')
 def fwd_bin(tmp_path_factory):
     """kbypass-fwd built from a private copy of files/forwarder (no races with others)."""
-    d = tmp_path_factory.mktemp('kbc_fwd')
+    d = tmp_path_factory.mktemp('kbob_fwd')
     src = os.path.join(ROOT, 'files', 'forwarder')
     for name in os.listdir(src):
         if name.endswith(('.c', '.h')) or name == 'Makefile':
@@ -263,36 +263,3 @@ def _send_when_capturing(count):
     while not _capture.capture_maps(attached()['id']) and time.time() < end:
         time.sleep(0.05)
     send_udp(count)
-
-
-def pcapng_comments(path):
-    """The opt_comment of every enhanced packet block of a pcapng file."""
-    data, off, out = path.read_bytes(), 0, []
-    while off + 12 <= len(data):
-        btype, size = struct.unpack_from('=II', data, off)
-        if btype == 6:
-            cap = struct.unpack_from('=I', data, off + 20)[0]
-            opt = off + 28 + cap + (-cap % 4)
-            while opt < off + size - 4:
-                code, length = struct.unpack_from('=HH', data, opt)
-                if code == 1:
-                    out.append(data[opt + 4:opt + 4 + length].decode())
-                if code == 0:
-                    break
-                opt += 4 + length + (-length % 4)
-        off += size
-    return out
-
-
-def _module_pids():
-    """The xdp_capture module process(es) this test started (AnsiballZ payload)."""
-    pids = []
-    for pid in os.listdir('/proc'):
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if b'AnsiballZ_xdp_capture' in cmd and pid.isdigit():
-            pids.append(int(pid))
-    return pids

@@ -57,3 +57,36 @@ def good_data():
             'tcpdump': [{'filter': 'ip and udp src port 4242', 'wanted': 100, 'captured': 100}],
         },
     }
+
+
+def kernel_view():
+    """kbypass.xdp.kernel_view's ``view``, shaped as on a real bed (ip -j -s link, bpftool -j)."""
+    return {
+        'namespaces': {
+            'init_net': {'links': [], 'xdp': [{'xdp': [], 'tc': []}], 'ethtool_stats': {}},
+            'ns1': {
+                'links': [
+                    {'ifname': 'lo', 'link_type': 'loopback', 'operstate': 'UNKNOWN', 'mtu': 65536},
+                    {'ifname': 'veth0', 'link_type': 'ether', 'operstate': 'UP', 'mtu': 1500,
+                     'stats64': {'rx': {'packets': 4031, 'dropped': 0},
+                                 'tx': {'packets': 4012, 'dropped': 1}}},
+                ],
+                'xdp': [{'xdp': [{'devname': 'veth0', 'ifindex': 2, 'mode': 'driver', 'id': 42}],
+                         'tc': [], 'flow_dissector': []}],
+                'ethtool_stats': {'veth0': {'peer_ifindex': 3, 'rx_queue_0_xdp_packets': 4031,
+                                            'rx_queue_0_xdp_drops': 0}},
+            },
+        },
+        'programs': [{'id': 42, 'type': 'xdp', 'name': 'xdp_steer', 'tag': 'abcd',
+                      'loaded_at': 1796300000, 'bytes_xlated': 1120, 'bytes_jited': 700,
+                      'map_ids': [7, 8, 9]}],
+        'maps': [{'id': 7, 'type': 'xskmap', 'name': 'xsks_map', 'bytes_key': 4,
+                  'bytes_value': 4, 'max_entries': 64},
+                 {'id': 8, 'type': 'percpu_array', 'name': 'steer_stats', 'bytes_key': 4,
+                  'bytes_value': 8, 'max_entries': 4}],
+        'forwarders': {'echo-ns1-veth0': {'pid': 1234, 'mode': 'echo', 'rx_packets': 4000,
+                                          'tx_packets': 4000, 'rx_dropped': 0}},
+        'xsk_registrations': [{'instance': 'echo-ns1-veth0', 'iface': 'veth0', 'netns': 'ns1',
+                               'queues': [0, 1], 'running': True, 'bind_mode': 'copy'}],
+        'errors': [{'netns': 'ns2', 'command': 'bpftool net show', 'error': 'No such file'}],
+    }

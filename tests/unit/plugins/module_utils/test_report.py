@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _report as r
-from report_samples import fwd, gen, good_data, steer  # tests/unit/report_samples.py
+from report_samples import fwd, gen, good_data, kernel_view, steer  # tests/unit/report_samples.py
 
 
 def test_steer_delta_and_missing():
@@ -188,3 +188,32 @@ def test_render_failure_and_summary():
     lines = r.summary_lines('h', data, verdict)
     assert lines[0].startswith('h: FAIL — program xdp_steer id 42 (driver), forwarder echo/copy')
     assert lines[-1].startswith('first disagreement: IPv4 198.19.0.10:4242: forwarder RX 0')
+
+
+def test_render_kernel_section():
+    md = r.render_kernel_markdown(kernel_view())
+    assert md.startswith('## What the kernel sees\n')
+    # the note: why tcpdump on the DUT is empty, and what shows the packets
+    assert 'tcpdump' in md and 'make observe' in md and 'tcpdump -i <tap>' in md
+    assert '| ns1 | veth0 | UP | 1500 | driver id 42 | 4031 | 0 | 4012 | 1 |' in md
+    assert '| ns1 | lo |' not in md  # loopback is noise
+    assert '| 42 | xdp_steer | abcd | xdp | 2026-12-03 12:13:20 UTC | 1120 / 700 | 7,8,9 |' in md
+    assert '| 7 | xsks_map | xskmap | 4 / 4 | 64 |' in md
+    assert '| echo-ns1-veth0 | ns1 | veth0 | 0,1 | copy | True |' in md
+    assert '| echo-ns1-veth0 | 1234 | echo | 4000 | 4000 | 0 | — |' in md
+    assert '- ns1/veth0: peer_ifindex 3, rx_queue_0_xdp_packets 4031' in md  # zeros left out
+    assert '- bpftool net show in ns2: No such file' in md
+
+
+def test_render_kernel_section_names_the_capture_build():
+    view = kernel_view()
+    view['maps'].append({'id': 9, 'type': 'ringbuf', 'name': 'kb_capture_ring'})
+    md = r.render_kernel_markdown(view)
+    assert '| 42 | xdp_steer (capture build: a capture was running) | abcd |' in md
+
+
+def test_render_kernel_section_of_nothing_has_the_headings_and_the_note():
+    for view in ({}, None, {'namespaces': {'ns1': None}, 'forwarders': {'x': 'garbage'}}):
+        md = r.render_kernel_markdown(view)
+        assert '### XDP programs' in md and 'make observe' in md
+        assert 'What could not be read' not in md

@@ -5,7 +5,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kbypass.xdp.plugins.modules import verify_report as vr
-from report_samples import fwd, good_data  # tests/unit/report_samples.py
+from report_samples import fwd, good_data, kernel_view  # tests/unit/report_samples.py
 
 
 def run(capsys, args, check=False):
@@ -116,3 +116,18 @@ def test_host_names_are_sanitised_in_file_names(tmp_path, capsys, host, label):
 def test_report_dir_must_be_absolute_and_writable(capsys, report_dir, needle):
     out = run(capsys, {'host': 'h', 'data': good_data(), 'report_dir': report_dir})
     assert out['failed'] is True and needle in out['msg']
+
+
+def test_kernel_view_goes_into_the_report_not_the_verdict(tmp_path, capsys):
+    kernel = {'changed': False, 'view': kernel_view(), 'note': 'n'}
+    out = run(capsys, {'host': 'h', 'data': good_data(), 'report_dir': str(tmp_path),
+                       'plot': False, 'kernel': kernel})
+    assert out['ok'] is True
+    md = (tmp_path / 'verify-h.md').read_text()
+    assert md.index('## Matching traffic') < md.index('## What the kernel sees')
+    assert '| echo-ns1-veth0 | ns1 | veth0 | 0,1 | copy | True |' in md
+    doc = json.loads((tmp_path / 'verify-h.json').read_text())
+    assert doc['data']['kernel']['programs'][0]['tag'] == 'abcd'
+    # without it, no section
+    run(capsys, {'host': 'h', 'data': good_data(), 'report_dir': str(tmp_path), 'plot': False})
+    assert 'What the kernel sees' not in (tmp_path / 'verify-h.md').read_text()
