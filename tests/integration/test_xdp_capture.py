@@ -104,6 +104,7 @@ def test_capture_counts_what_was_sent(bed, tmp_path):
     res = capture({'dest': str(dest), 'duration': 3, 'count': 0}, traffic)
     assert not res.get('failed'), res.get('msg')
     assert res['changed'] and res['stopped_by'] == 'duration'
+    assert 3.0 <= res['seconds'] < 4.5, res['seconds']  # the duration limit holds
     assert res['dropped_samples'] == 0
     assert res['by_action']['redirect_missed'] == 50, res['by_action']
     n, out = tcpdump_count(dest, ['udp', 'port', '4242'])
