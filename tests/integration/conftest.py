@@ -15,6 +15,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -221,3 +222,20 @@ def pcapng_comments(path):
                 opt += 4 + length + (-length % 4)
         off += size
     return out
+
+
+def attached_prog(ifname, netns):
+    """bpf prog info of the XDP program attached to ``ifname`` in ``netns``."""
+    from ansible_collections.kbypass.xdp.plugins.module_utils import _xdp
+    for _try in range(20):  # the program can be swapped between the query and the open
+        try:
+            return _bpf.prog_info_by_id(_xdp.query(ifname, netns)['xdp']['prog_id'])
+        except _bpf.BpfError:
+            time.sleep(0.05)
+    raise AssertionError('no program attached to %s' % ifname)
+
+
+def copy_builds(top):
+    """files/bpf and files/forwarder built from copies under ``top``: (bpf dir, forwarder dir)."""
+    return tuple(copy_build(os.path.join(ROOT, 'files', name), os.path.join(str(top), name))
+                 for name in ('bpf', 'forwarder'))

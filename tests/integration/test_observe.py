@@ -6,7 +6,8 @@ Bed (prefix ``kbob``): kbobv0@kbob1 198.18.66.1/24 (device under test: the steer
 for UDP/4242, an echo forwarder) <-> kbobv1@kbob2 198.18.66.2/24 (traffic peer). The BPF
 objects and the forwarder are built from copies of files/ in a temporary directory;
 runtime files in /run/kbypass/kbob-forwarder. Real playbooks, modules, packets; the bed,
-forwarders, pins and programs go in finalizers, also on failure. About 60 s in all.
+forwarders, pins and programs go in finalizers, also on failure. About 1-3 min in all
+(most of it ansible-playbook start-up; verify.yml and observe.yml run for real).
 """
 import json
 import os
@@ -16,10 +17,10 @@ import time
 
 import pytest
 
-from conftest import (BIN, ROOT, _env, copy_build, kill_state_processes, module_pids,
+from conftest import (BIN, ROOT, _env, attached_prog, copy_builds, kill_state_processes, module_pids,
                       pcapng_comments, run_module, run_playbook, sh, veth_bed)
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _capture, _xdp
+from ansible_collections.kbypass.xdp.plugins.module_utils import _capture
 
 NS1, NS2 = 'kbob1', 'kbob2'
 V0, V1 = 'kbobv0', 'kbobv1'
@@ -36,46 +37,42 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XD
 
 @pytest.fixture(scope='module')
 def build(tmp_path_factory):
-    d = tmp_path_factory.mktemp('kbob_build')
-    bpf = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(d / 'bpf'))
-    fwd = copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(d / 'forwarder'))
+    bpf, fwd = copy_builds(tmp_path_factory.mktemp('kbob_build'))
     return {'bpf': bpf, 'obj': os.path.join(bpf, 'xdp_steer.o'),
             'fwd': os.path.join(fwd, 'kbypass-fwd'), 'gen': os.path.join(fwd, 'kbypass-gen')}
 
 
-@pytest.fixture
+@pytest.fixture(scope='module')
 def pipeline(build):
-    """The pipeline on the kbob bed: steering program attached, echo forwarder running
-    (or, with ``forwarder(mode=...)``, another mode). Yields the normal program's info."""
+    """The kbob bed with the steering program attached; yields the normal program's info."""
     kill_state_processes(STATE, remove=True)
     with veth_bed(NS1, V0, NS2, V1, (A1 + '/24',), (A2 + '/24',)):
-        try:
-            res = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'object': build['obj'],
-                                            'ports': [PORT]})
-            assert res.get('changed'), res
-            yield dict(res['prog'], build=build)
-        finally:
-            run_module('afxdp_forwarder', {'name': INSTANCE, 'state': 'stopped', 'state_dir': STATE})
-            kill_state_processes(STATE, remove=True)
+        res = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'object': build['obj'],
+                                        'ports': [PORT]})
+        assert res.get('changed'), res
+        yield dict(res['prog'], build=build)
 
 
-def forwarder(build, **kw):
-    args = {'name': INSTANCE, 'mode': 'echo', 'interface': V0, 'netns': NS1, 'queues': [0],
-            'cpus': [1], 'binary': build['fwd'], 'state_dir': STATE, 'supervisor': 'process',
-            'stats_interval': 0.2}
-    args.update(kw)
-    res = run_module('afxdp_forwarder', args)
-    assert res.get('running'), res
-    return res
+@pytest.fixture
+def forwarder(pipeline):
+    """start(**options) runs the forwarder (echo by default) with afxdp_forwarder; it is
+    killed after the test (its AF_XDP socket and TAP go with the process)."""
+    def start(**kw):
+        args = {'name': INSTANCE, 'mode': 'echo', 'interface': V0, 'netns': NS1, 'queues': [0],
+                'cpus': [1], 'binary': pipeline['build']['fwd'], 'state_dir': STATE,
+                'supervisor': 'process', 'stats_interval': 0.2}
+        args.update(kw)
+        res = run_module('afxdp_forwarder', args)
+        assert res.get('running'), res
+        return res
+    try:
+        yield start
+    finally:
+        kill_state_processes(STATE, remove=True)
 
 
 def attached():
-    for _try in range(20):  # the program can be swapped between the query and the open
-        try:
-            return _bpf.prog_info_by_id(_xdp.query(V0, NS1)['xdp']['prog_id'])
-        except _bpf.BpfError:
-            time.sleep(0.05)
-    raise AssertionError('no program attached to %s' % V0)
+    return attached_prog(V0, NS1)
 
 
 def xlated(prog_id, tmp_path):
@@ -134,13 +131,13 @@ def tcpdump_lines(pcap, *expr):
     return sh(['tcpdump', '-nn', '-r', str(pcap)] + list(expr)).stdout.splitlines()
 
 
-def test_observe_during_a_verify_burst(pipeline, tmp_path):
+def test_observe_during_a_verify_burst(pipeline, forwarder, tmp_path):
     """Done means (#15): observe.yml while verify.yml runs against the running pipeline:
     the pcap holds exactly the UDP/4242 datagrams verify sent (all redirected), and the ARP
     and ICMP the program passed; the report has "What the kernel sees"; the program in
     place afterwards is the normal one, instruction for instruction."""
     build = pipeline['build']
-    forwarder(build)
+    forwarder()
     normal = xlated(pipeline['id'], tmp_path)
     # the capture ends on its packet count: verify's few hundred packets, then a filler
     # burst to a port of its own that reaches the count (the duration is only a bound)
@@ -222,10 +219,10 @@ def test_failure_mid_capture_puts_the_normal_program_back(pipeline, tmp_path):
     assert after['tag'] == pipeline['tag'] and not _capture.capture_maps(after['id']), out[-3000:]
 
 
-def test_kernel_mode_tcpdump_on_the_tap_sees_the_reinjected_packets(pipeline, tmp_path):
+def test_kernel_mode_tcpdump_on_the_tap_sees_the_reinjected_packets(pipeline, forwarder, tmp_path):
     """Kernel (TAP) mode: the steered datagrams do not show on the DUT's veth, they do on
     the TAP the forwarder writes them to."""
-    forwarder(pipeline['build'], mode='kernel', tap=TAP)
+    forwarder(mode='kernel', tap=TAP)
     caps = {}
     for dev in (V0, TAP):
         caps[dev] = subprocess.Popen(

@@ -9,7 +9,6 @@ finalizer, also when a test fails. About 30 s in all.
 import os
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -17,9 +16,9 @@ import time
 
 import pytest
 
-from conftest import ROOT, copy_build, module_pids, pcapng_comments, run_module, run_playbook, sh, veth_bed
+from conftest import ROOT, attached_prog, copy_build, module_pids, pcapng_comments, run_module, run_playbook, sh, veth_bed
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _capture, _xdp
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _capture
 
 NS1, NS2 = 'kbob3', 'kbob4'
 V0, V1 = 'kbobv2', 'kbobv3'
@@ -51,12 +50,7 @@ def bed(tmp_path_factory):
 
 
 def attached():
-    for _try in range(20):  # the program can be swapped between the query and the open
-        try:
-            return _bpf.prog_info_by_id(_xdp.query(V0, NS1)['xdp']['prog_id'])
-        except _bpf.BpfError:
-            time.sleep(0.05)
-    raise AssertionError('no program attached to %s' % V0)
+    return attached_prog(V0, NS1)
 
 
 def capture(args, on_attached=None):
