@@ -527,7 +527,7 @@ them, capture at the XDP hook: `make observe` (`playbooks/observe.yml`, module
 per packet (`tcpdump -nn -r` it). In kernel (TAP) mode `tcpdump -i <tap>` in the device
 under test's namespace shows the reinjected packets.'''
 
-# forwarder stats shown in the report (the stats file has more, the JSON report keeps all)
+# forwarder stats shown in the report, top level or the sockets' xdp_stats (the JSON keeps all)
 _FWD_KEYS = ('rx_packets', 'tx_packets', 'rx_dropped', 'rx_ring_full',
              'rx_fill_ring_empty_descs', 'tx_ring_empty_descs', 'invalid', 'kernel_dropped')
 
@@ -604,9 +604,10 @@ def render_kernel_markdown(view, note=KERNEL_NOTE):
             '|---|---|---|%s' % ('---|' * len(_FWD_KEYS))]
     for name, st in sorted((view.get('forwarders') or {}).items()):
         st = st if isinstance(st, dict) else {}
+        xsk = st.get('xdp_stats') if isinstance(st.get('xdp_stats'), dict) else {}  # the socket's own
         out.append('| %s | %s | %s | %s |' % (
             _cell(name), _cell(st.get('pid')), _cell(st.get('mode')),
-            ' | '.join(_cell(st.get(k)) for k in _FWD_KEYS)))
+            ' | '.join(_cell(st[k] if k in st else xsk.get(k)) for k in _FWD_KEYS)))
     out += ['', '### `ethtool -S` (counters that are not zero)', '']
     for ns, space in sorted((view.get('namespaces') or {}).items()):
         for ifname, stats in sorted(((space or {}).get('ethtool_stats') or {}).items()):

@@ -200,7 +200,7 @@ def test_render_kernel_section():
     assert '| 42 | xdp_steer | abcd | xdp | 2026-12-03 12:13:20 UTC | 1120 / 700 | 7,8,9 |' in md
     assert '| 7 | xsks_map | xskmap | 4 / 4 | 64 |' in md
     assert '| echo-ns1-veth0 | ns1 | veth0 | 0,1 | copy | True |' in md
-    assert '| echo-ns1-veth0 | 1234 | echo | 4000 | 4000 | 0 | — |' in md
+    assert '| echo-ns1-veth0 | 1234 | echo | 4000 | 4000 | 0 | 3 | — | — | 0 | — |' in md
     assert '- ns1/veth0: peer_ifindex 3, rx_queue_0_xdp_packets 4031' in md  # zeros left out
     assert '- bpftool net show in ns2: No such file' in md
 
