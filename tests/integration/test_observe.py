@@ -224,20 +224,21 @@ def test_kernel_mode_tcpdump_on_the_tap_sees_the_reinjected_packets(pipeline, fo
     the TAP the forwarder writes them to."""
     forwarder(mode='kernel', tap=TAP)
     caps = {}
-    for dev in (V0, TAP):
+    for dev, stop in ((V0, []), (TAP, ['-c', '50'])):  # the TAP's ends after the 50th
         caps[dev] = subprocess.Popen(
-            ['ip', 'netns', 'exec', NS1, 'timeout', '20', 'tcpdump', '-nn', '--immediate-mode', '-U', '-i', dev, '-w',
-             str(tmp_path / ('%s.pcap' % dev)), 'udp', 'dst', 'port', str(PORT)],
+            ['ip', 'netns', 'exec', NS1, 'timeout', '20', 'tcpdump', '-nn', '--immediate-mode',
+             '-U', '-i', dev, '-w', str(tmp_path / ('%s.pcap' % dev))] + stop
+            + ['udp', 'dst', 'port', str(PORT)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         for dev in (V0, TAP):  # tcpdump says "listening on" once its socket is bound
             assert 'listening on' in caps[dev].stderr.readline()
         send(pipeline['build'], PORT, 50)
-        time.sleep(0.5)  # the forwarder's TAP writes, then tcpdump's reads
-        time.sleep(0.5)
+        caps[TAP].wait(20)  # every datagram passed the veth's hook before it reached the TAP
     finally:
         for proc in caps.values():
-            proc.send_signal(signal.SIGINT)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
             proc.wait(10)
     assert len(tcpdump_lines(tmp_path / ('%s.pcap' % TAP))) == 50
     assert tcpdump_lines(tmp_path / ('%s.pcap' % V0)) == []
