@@ -24,6 +24,11 @@ description:
     XDP program, creates an XSKMAP and opens an AF_XDP socket. When the kernel refuses, the
     failure names the likely cause (a container's seccomp filter, a missing capability such
     as C(CAP_BPF), kernel lockdown, C(kernel.unprivileged_bpf_disabled) for a non-root user).
+  - With O(probe_bpf) it also probes multi-buffer (jumbo frames) for real, in a network
+    namespace of its own that vanishes with the probe process - attaching an
+    C(xdp.frags) program to a veth with MTU 9000 (XDP multi-buffer) and binding an AF_XDP
+    socket with C(XDP_USE_SG) (AF_XDP multi-buffer) - and reports both in RV(multi_buffer).
+    When O(mtu) needs multi-buffer and either probe fails, that is missing, with what to do.
   - Read-only; never changes anything. A RLIMIT_MEMLOCK that cannot be raised is a warning.
 author:
   - kbypass.xdp developers (@kbypass)
@@ -66,6 +71,20 @@ options:
         at once) to prove this process may use them. Turn off only to inspect a kernel config.
     type: bool
     default: true
+  mtu:
+    description:
+      - The MTU the bench will use. When packets of this MTU do not fit one AF_XDP frame
+        of O(frame_size) bytes (above 3818 for 4096-byte frames) the host needs XDP and
+        AF_XDP multi-buffer, and a failed multi-buffer probe is listed in RV(missing).
+      - Omit to only report the multi-buffer probes.
+    type: int
+    version_added: 0.3.0
+  frame_size:
+    description: The forwarder's UMEM frame size, for O(mtu).
+    type: int
+    choices: [2048, 4096]
+    default: 4096
+    version_added: 0.3.0
   fail_on_missing:
     description:
       - Fail when something is missing. With V(false) only report it in RV(missing).
@@ -91,6 +110,10 @@ EXAMPLES = r'''
     extra_options: [CONFIG_TUN]
     fail_on_missing: false
   register: kbypass_kernel
+
+- name: A jumbo bed (MTU 9000) - fail with what to do unless multi-buffer works here
+  kbypass.xdp.kernel_preflight:
+    mtu: 9000
 
 - name: Check a kernel config shipped next to an image
   kbypass.xdp.kernel_preflight:
@@ -150,6 +173,18 @@ missing:
   type: list
   elements: dict
   sample: [{"item": "CONFIG_XDP_SOCKETS", "reason": "CONFIG_XDP_SOCKETS is not set in /boot/config-6.1.0"}]
+multi_buffer:
+  description:
+    - Whether this kernel does XDP multi-buffer (C(xdp), an C(xdp.frags) program attached to
+      a veth with MTU 9000) and AF_XDP multi-buffer (C(af_xdp), a bind with C(XDP_USE_SG));
+      null when not probed (O(probe_bpf=false)) or the probe could not run (C(error) says why).
+    - C(single_frame_mtu) is the largest MTU one O(frame_size) frame holds; C(needed) whether
+      O(mtu) exceeds it; C(reasons) why a probe failed.
+  returned: always
+  type: dict
+  version_added: 0.3.0
+  sample: {"xdp": true, "af_xdp": true, "single_frame_mtu": 3818, "needed": true,
+           "mtu": 9000, "reasons": {}, "error": null}
 ok:
   description: True when RV(missing) is empty.
   returned: always
@@ -162,6 +197,7 @@ import resource
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf
 from ansible_collections.kbypass.xdp.plugins.module_utils import _kconfig as kc
+from ansible_collections.kbypass.xdp.plugins.module_utils import _mbuf
 
 REPORTED_OPTIONS = (
     'CONFIG_BPF', 'CONFIG_BPF_SYSCALL', 'CONFIG_BPF_JIT', 'CONFIG_XDP_SOCKETS',
@@ -221,6 +257,26 @@ def _bpf_context(status, capabilities):
     )
 
 
+def _multi_buffer(params, run):
+    """RV(multi_buffer), plus the missing items for O(mtu) under key 'missing'."""
+    results = _mbuf.probe() if run else {}
+    out = dict(xdp=None, af_xdp=None, reasons={}, error=results.get('error'), mtu=params['mtu'],
+               single_frame_mtu=_mbuf.single_frame_mtu(params['frame_size']),
+               needed=_mbuf.needs_multi_buffer(params['mtu'], params['frame_size']))
+    for name, key in zip(_mbuf.PROBES, ('xdp', 'af_xdp')):
+        if name in results:
+            ok, err = results[name]
+            out[key] = ok
+            if not ok:
+                out['reasons'][key] = _mbuf.refusal_cause(name, err)
+    out['missing'] = _mbuf.missing_for_mtu(params['mtu'], params['frame_size'], results)
+    if out['needed'] and out['error']:
+        out['missing'].append({'item': 'multi-buffer probe', 'runtime': True, 'reason': (
+            'MTU %d needs multi-buffer but the probe could not run (%s)'
+            % (params['mtu'], out['error']))})
+    return out
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -231,6 +287,8 @@ def main():
             extra_options=dict(type='list', elements='str', default=[]),
             bpffs_path=dict(type='path', default='/sys/fs/bpf'),
             probe_bpf=dict(type='bool', default=True),
+            mtu=dict(type='int'),
+            frame_size=dict(type='int', choices=[2048, 4096], default=4096),
             fail_on_missing=dict(type='bool', default=True),
         ),
         supports_check_mode=True,
@@ -245,6 +303,8 @@ def main():
     bad = [msg for msg in bad if msg]
     if bad:
         module.fail_json(msg='extra_options: ' + '; '.join(bad))
+    if params['mtu'] is not None and not 68 <= params['mtu'] <= 65535:
+        module.fail_json(msg='mtu %d is outside 68-65535' % params['mtu'])
 
     release = os.uname().release
     if params['config_path']:
@@ -285,6 +345,9 @@ def main():
         steps = _bpf.probe_afxdp_steps()
         probes.update((BPF_PROBE_NAMES[step], err is None) for step, err in steps)
         missing.extend(kc.bpf_probe_missing(steps, _bpf_context(status, capabilities)))
+    mbuf = _multi_buffer(params, params['probe_bpf'] and probes.get('bpf_syscall') is not False)
+    probes.update((name, mbuf[key]) for name, key in zip(_mbuf.PROBES, ('xdp', 'af_xdp')))
+    missing.extend(mbuf.pop('missing'))
     warnings.extend(kc.memlock_warnings(soft, hard, raised, capabilities))
     for warning in warnings:
         module.warn(warning)
@@ -302,6 +365,7 @@ def main():
         bpffs_mounted=kc.bpffs_mounted(_read_text('/proc/mounts'), params['bpffs_path']),
         capabilities=capabilities,
         memlock=dict(soft=_limit(soft), hard=_limit(hard), can_raise_to_unlimited=raised),
+        multi_buffer=mbuf,
         missing=missing,
         ok=not missing,
     )

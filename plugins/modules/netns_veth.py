@@ -78,7 +78,14 @@ options:
         type: list
         elements: str
       mtu:
-        description: MTU of this end; omitted means leave as is (1500 on creation).
+        description:
+          - MTU of the link, 68-65535; omitted means leave as is (1500 on creation).
+          - Applies to both ends unless O(links[].peer.mtu) sets the peer's own; a jumbo bed
+            sets V(9000) here.
+          - On a veth, an XDP program without frags support (a plain C(SEC("xdp")) program)
+            attached to one end caps the other end's MTU at about one page; the module then
+            fails with the device's limit and what to do. kbypass.xdp's own programs are
+            C(xdp.frags) programs and keep a jumbo MTU.
         type: int
       mac:
         description: Unicast MAC address of this end; omitted means leave as is (random on creation).
@@ -113,7 +120,7 @@ options:
             type: list
             elements: str
           mtu:
-            description: MTU of the peer.
+            description: MTU of the peer, when it differs from O(links[].mtu).
             type: int
           mac:
             description: Unicast MAC address of the peer.
@@ -403,7 +410,10 @@ def normalise(params):
     for i, raw in enumerate(params.get('links') or []):
         label = 'links[%d] %s' % (i, raw.get('name'))
         end = _normalise_end(raw, label, errors)
-        peer = _normalise_end(raw.get('peer') or {}, label + ' peer', errors)
+        raw_peer = dict(raw.get('peer') or {})
+        if raw_peer.get('mtu') is None and end['mtu'] is not None and MTU_MIN <= end['mtu'] <= MTU_MAX:
+            raw_peer['mtu'] = end['mtu']  # a link's MTU is both ends' unless the peer says
+        peer = _normalise_end(raw_peer, label + ' peer', errors)
         link = {'end': end, 'peer': peer,
                 'rx_queues': raw.get('rx_queues'), 'tx_queues': raw.get('tx_queues')}
         for key in ('rx_queues', 'tx_queues'):
@@ -567,6 +577,18 @@ def plan(desired, current):
         if name in existing_ns:
             actions.append(_act('delete_netns', 'delete namespace %s' % name, netns=name))
     return actions, errors
+
+
+def mtu_refusal_text(mtu, max_mtu, error):
+    """Why the kernel refused an MTU and what to do (veth + a non-frags XDP program)."""
+    text = 'the kernel refused mtu %d (%s)' % (mtu, error)
+    if max_mtu and mtu > max_mtu:
+        text += ('; the device allows at most %d now. On a veth, an XDP program without frags '
+                 'support (a plain SEC("xdp") program) attached to the other end caps this '
+                 'end at about one page: detach it (kbypass.xdp.xdp_attach state: absent) or '
+                 'attach an SEC("xdp.frags") program instead (kbypass.xdp\'s own programs are), '
+                 'then set the mtu again' % max_mtu)
+    return text
 
 
 def _end_updates(e, c):
@@ -767,7 +789,11 @@ def apply(actions, ipv6_nodad=True):
                     raise RuntimeError('%s disappeared' % where(ns, act['ifname']))
                 idx = msg['index']
                 if op == 'set_mtu':
-                    ipr.link('set', index=idx, mtu=act['mtu'])
+                    try:
+                        ipr.link('set', index=idx, mtu=act['mtu'])
+                    except Exception as exc:  # pylint: disable=broad-except
+                        raise RuntimeError(mtu_refusal_text(
+                            act['mtu'], msg.get_attr('IFLA_MAX_MTU'), _netlink.error_text(exc)))
                 elif op == 'set_mac':
                     ipr.link('set', index=idx, address=act['mac'])
                 elif op == 'set_state':

@@ -328,6 +328,9 @@ def test_normalise_refuses_what_the_kernel_would(path, value, expect):
 def test_mtu_68_without_ipv6_is_fine():
     a = copy.deepcopy(SEED)
     a['links'][0].update(mtu=68, addresses=['198.18.0.10/24'])
+    # the link's mtu is the peer's too, and the peer still has an IPv6 address
+    assert [e.split(':')[0] for e in m.normalise(a)[1]] == ['links[0] veth0 peer']
+    a['links'][0]['peer']['addresses'] = ['198.18.0.20/24']
     assert m.normalise(a)[1] == []
 
 
@@ -373,3 +376,55 @@ def test_failure_after_a_change_of_an_existing_link_says_changed(monkeypatch, ca
     assert res['failed'] and res['changed'] is True, res
     assert 'set mtu 9000 on veth0@ns1' in res['actions']
     assert 'Invalid argument' in res['msg'] and '[Errno' not in res['msg']
+
+
+# ------------------------------------------------------------------ a link's MTU (jumbo frames)
+def test_link_mtu_applies_to_both_ends_unless_the_peer_sets_its_own():
+    d = desired(seed_with(('mtu',), 9000))
+    assert (d['links'][0]['end']['mtu'], d['links'][0]['peer']['mtu']) == (9000, 9000)
+    a = seed_with(('mtu',), 9000)
+    a['links'][0]['peer']['mtu'] = 1500
+    d = desired(a)
+    assert (d['links'][0]['end']['mtu'], d['links'][0]['peer']['mtu']) == (9000, 1500)
+
+
+def test_link_mtu_plan_sets_both_ends_then_nothing():
+    actions = m.plan(desired(seed_with(('mtu',), 9000)), seed_current())[0]
+    assert ops(actions) == ['set mtu 9000 on veth0@ns1', 'set mtu 9000 on veth1@ns2']
+    after = m.predict(seed_current(), actions)
+    assert m.plan(desired(seed_with(('mtu',), 9000)), after) == ([], [])
+    view = m._diff_view(m.render(desired(seed_with(('mtu',), 9000)), after))
+    assert view['links']['veth1@ns2']['mtu'] == 9000
+
+
+def test_link_mtu_on_creation_goes_to_both_ends():
+    [create] = [a for a in m.plan(desired(seed_with(('mtu',), 9000)), EMPTY)[0]
+                if a['op'] == 'create_veth']
+    assert (create['mtu'], create['peer_mtu']) == (9000, 9000)
+
+
+@pytest.mark.parametrize('value', [67, 65536, 0, -1])
+def test_link_mtu_out_of_range_is_reported_once(value):
+    errors = m.normalise(seed_with(('mtu',), value))[1]
+    assert errors == ['links[0] veth0: mtu %d is outside 68-65535' % value]
+
+
+@pytest.mark.parametrize('value', ['9k', 9000.5, 'jumbo'])
+def test_non_integer_mtu_is_rejected_before_anything(monkeypatch, capsys, value):
+    def boom(*_a, **_k):
+        raise AssertionError('touched the kernel')
+    monkeypatch.setattr(m, 'read_state', boom)
+    monkeypatch.setattr(m, 'apply', boom)
+    with patch_module_args(seed_with(('mtu',), value)):
+        with pytest.raises(SystemExit):
+            m.main()
+    res = json.loads(capsys.readouterr().out)
+    assert res['failed'] and 'mtu' in res['msg'] and 'int' in res['msg'], res
+
+
+def test_mtu_refusal_names_the_limit_and_what_to_do():
+    text = m.mtu_refusal_text(9000, 3498, 'Invalid argument')
+    assert text.startswith('the kernel refused mtu 9000 (Invalid argument)')
+    assert 'at most 3498' in text and 'xdp.frags' in text and 'state: absent' in text
+    # a refusal for another reason does not blame XDP
+    assert 'XDP' not in m.mtu_refusal_text(9000, 65535, 'Operation not permitted')
