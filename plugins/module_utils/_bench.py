@@ -33,7 +33,7 @@ PATHS = {
 PATH_ORDER = ('afxdp-echo', 'afxdp-rxdrop', 'kernel-echo', 'xdp-tx')
 SWEEP_PERCENTS = (10, 25, 50, 75, 90, 100, 110)
 FRAME_SIZES = (64, 512, 1500)
-MIN_SIZE, MAX_SIZE = 64, 1514       # kbypass-gen: Ethernet frame without FCS
+MIN_SIZE, MAX_SIZE = 64, 9014       # kbypass-gen: Ethernet frame without FCS, up to MTU 9000
 MAX_RATE = 50000000                 # pps; beyond any veth or 100G port
 MAX_TRIAL_S = 30.0
 MAX_TRIAL_PACKETS = 50000000        # kbypass-gen's own hard cap
@@ -225,6 +225,11 @@ def fmt_pps(value):
     return '%.0f' % value
 
 
+def fmt_gbps(pps, size):
+    """Frame bits per second (Ethernet without FCS, preamble or gap) in Gbit/s."""
+    return '—' if pps is None else '%.2f Gbit/s' % (pps * size * 8 / 1e9)
+
+
 def _fmt(value, digits=1):
     return '—' if value is None else ('%.' + str(digits) + 'f') % value
 
@@ -249,9 +254,10 @@ def summary_lines(results, host=None):
     lines = []
     for r in sorted(results, key=result_key):
         k = r.get('knee')
-        lines.append('%s%s %dB: max %spps, zero-loss %spps, %s' % (
+        lines.append('%s%s %dB: max %spps (%s), zero-loss %spps (%s), %s' % (
             host + ': ' if host else '', r['path'], r['size'], fmt_pps(r['max']['delivered_pps']),
-            fmt_pps(r['zero_loss']['rate']),
+            fmt_gbps(r['max']['delivered_pps'], r['size']), fmt_pps(r['zero_loss']['rate']),
+            fmt_gbps(r['zero_loss']['rate'], r['size']),
             'loss from %spps offered (%d%% of max)' % (fmt_pps(k['offered_pps']), k['percent'])
             if k else 'no loss in the sweep'))
     return lines
@@ -278,9 +284,10 @@ def render_markdown(host, run, plots=None):
     for r in results:
         k = r.get('knee')
         half = _point_at(r, 50) or {}
-        out.append('| %s | %d B | %spps | %spps%s | %s | %s / %s / %s | %s |' % (
+        out.append('| %s | %d B | %spps (%s) | %spps (%s)%s | %s | %s / %s / %s | %s |' % (
             r['path'], r['size'], fmt_pps(r['max']['delivered_pps']),
-            fmt_pps(r['zero_loss']['rate']), '' if r['zero_loss']['converged'] else ' (not converged)',
+            fmt_gbps(r['max']['delivered_pps'], r['size']), fmt_pps(r['zero_loss']['rate']),
+            fmt_gbps(r['zero_loss']['rate'], r['size']), '' if r['zero_loss']['converged'] else ' (not converged)',
             '%spps (%d %%)' % (fmt_pps(k['offered_pps']), k['percent']) if k else 'no loss up to 110 %',
             _med(half.get('rtt_p50_us')), _med(half.get('rtt_p99_us')),
             _med(half.get('rtt_p999_us')), _med(half.get('cpu_s_per_mpkt'), 2)))

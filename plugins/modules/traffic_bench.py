@@ -46,7 +46,10 @@ options:
     required: true
     choices: [afxdp-echo, afxdp-rxdrop, kernel-echo, xdp-tx]
   sizes:
-    description: Ethernet frame sizes without FCS, 64-1514 bytes.
+    description:
+      - Ethernet frame sizes without FCS, 64-9014 bytes.
+      - Sizes above 1514 need an MTU of size - 14 on both interfaces (a jumbo bed) and, for
+        the AF_XDP paths, a forwarder with O(kbypass.xdp.afxdp_forwarder#module:multi_buffer).
     type: list
     elements: int
     default: [64, 512, 1500]

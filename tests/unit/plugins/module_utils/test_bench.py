@@ -130,7 +130,7 @@ def test_validate_accepts_the_defaults():
 
 @pytest.mark.parametrize('change, words', [
     ({'sizes': [63, 1500]}, 'sizes [63] out of range'),
-    ({'sizes': [9000]}, 'sizes [9000] out of range'),
+    ({'sizes': [9015]}, 'sizes [9015] out of range'),
     ({'sizes': []}, 'at least one frame size'),
     ({'max_rate': -1}, 'max_rate -1 out of range'),
     ({'max_rate': 10 ** 9}, 'max_rate 1000000000 out of range'),
@@ -176,14 +176,23 @@ RUN = {'results': [result('kernel-echo', 64, 150000, 200000, knee_at=90),
 
 def test_summary_lines_name_max_zero_loss_and_knee():
     lines = _bench.summary_lines(RUN['results'], 'h1')
-    assert lines[0].startswith('h1: afxdp-echo 64B: max 500 kpps, zero-loss 400 kpps')
+    # 500 kpps of 64-byte frames: 0.256 Gbit/s
+    assert lines[0].startswith('h1: afxdp-echo 64B: max 500 kpps (0.26 Gbit/s), zero-loss 400 kpps '
+                               '(0.20 Gbit/s)')
     assert '(75% of max)' in lines[0]
     assert lines[1].startswith('h1: kernel-echo 64B')
 
 
+def test_jumbo_frames_are_a_size_and_show_gbit_per_second():
+    assert _bench.validate(dict(GOOD, sizes=[64, 9000]), online_cpus=[0, 1]) == []
+    line = _bench.summary_lines([result('afxdp-echo', 9000, 100000, 125000)])[0]
+    assert line.startswith('afxdp-echo 9000B: max 125 kpps (9.00 Gbit/s), zero-loss 100 kpps (7.20 Gbit/s)')
+
+
 def test_markdown_shows_the_knee_and_the_plots():
     md = _bench.render_markdown('h1', RUN, {'delivered': 'bench-h1-delivered.png'})
-    assert '| afxdp-echo | 64 B | 500 kpps | 400 kpps | 371 kpps (75 %) |' in md
+    assert ('| afxdp-echo | 64 B | 500 kpps (0.26 Gbit/s) | 400 kpps (0.20 Gbit/s) | 371 kpps (75 %) |'
+            in md)
     assert '![Delivered vs offered load](bench-h1-delivered.png)' in md
     assert 'Loss vs offered load' not in md         # no such plot given
     assert md.index('afxdp-echo') < md.index('kernel-echo')

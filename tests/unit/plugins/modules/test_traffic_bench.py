@@ -54,4 +54,4 @@ def test_validate_only_touches_nothing(capsys):
 def test_bad_sizes_fail_with_a_message(capsys):
     out = run(capsys, dict(ARGS, sizes=[32], validate_only=True))
     assert out['failed'] and out['msg'] == ('invalid arguments: sizes [32] out of range: frames '
-                                            'are 64-1514 bytes (Ethernet, without FCS)')
+                                            'are 64-9014 bytes (Ethernet, without FCS)')
