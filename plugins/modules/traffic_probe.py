@@ -75,7 +75,10 @@ options:
     type: int
     default: 10000
   size:
-    description: Frame length (Ethernet, without FCS) handed to the generator's C(--size).
+    description:
+      - Frame length (Ethernet, without FCS) handed to the generator's C(--size), up to the
+        interfaces' MTU + 14 (9014 on a jumbo bed with MTU 9000); a larger one is refused
+        before any traffic with the MTU it needs.
     type: int
     default: 64
   reply_timeout_ms:
@@ -240,6 +243,12 @@ def address_error(p, dut_link, peer_link):
             return '%s %s does not exist in %s' % (
                 key, p[key], 'network namespace %s' % p[ns] if p[ns] else 'the root namespace')
     have = set(ipaddress.ip_address(a.split('/')[0]) for a in dut_link['addresses'])
+    if 'matching' in (p.get('probes') or ['matching']):
+        for link, key in ((dut_link, 'dut_ifname'), (peer_link, 'peer_ifname')):
+            if link.get('mtu') and (p.get('size') or 0) > link['mtu'] + 14:
+                return ('size %d needs an MTU of at least %d on %s %s, which has %d: raise the '
+                        "bed's MTU (testbed_mtu: 9000, or netns_veth's link mtu) or send smaller "
+                        'frames' % (p['size'], p['size'] - 14, key, p[key], link['mtu']))
     missing = [a for a in p['dut_addresses'] if ipaddress.ip_address(a) not in have]
     if missing:
         return ('dut_addresses %s are not configured on %s (it has %s); probe the addresses of '

@@ -74,3 +74,15 @@ def test_address_error_names_what_is_wrong():
     assert tp.address_error(params(), {'addresses': ['198.19.0.10/24']}, {'mac': 'x'}) is None
     assert 'peer_ifname kbmolv1 does not exist in network namespace kbmol2' in tp.address_error(
         params(), {'addresses': ['198.19.0.10/24']}, {})
+
+
+def test_a_frame_larger_than_the_mtu_is_refused_with_the_mtu_it_needs():
+    dut = {'addresses': ['198.19.0.10/24'], 'mtu': 9000}
+    assert tp.address_error(params(size=9000), dut, {'mac': 'x', 'mtu': 9000}) is None
+    assert tp.address_error(params(size=9014), dut, {'mac': 'x', 'mtu': 9000}) is None
+    msg = tp.address_error(params(size=9000), dut, {'mac': 'x', 'mtu': 1500})
+    assert msg.startswith('size 9000 needs an MTU of at least 8986 on peer_ifname kbmolv1, '
+                          'which has 1500') and 'testbed_mtu: 9000' in msg
+    # only the matching burst sends frames of that size
+    assert tp.address_error(params(size=9000, probes=['nonmatching']), dut,
+                            {'mac': 'x', 'mtu': 1500}) is None
