@@ -14,6 +14,8 @@ kbjav4@kbja3 <-> kbjav5@kbja3 for l2fwd, all MTU 9000. Runtime files under
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -21,7 +23,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kbypass.xdp.plugins.modules import traffic_probe, verify_report
 
-from conftest import ROOT, copy_build, kill_state_processes, remove_bed, run_module, sh  # pylint: disable=import-error
+from conftest import BIN, ROOT, _env, copy_build, kill_state_processes, remove_bed, run_module, sh  # pylint: disable=import-error
 
 NS1, NS2 = 'kbja3', 'kbja4'
 V0, V1, V2, V3 = 'kbjav2', 'kbjav3', 'kbjav4', 'kbjav5'
@@ -184,3 +186,55 @@ def test_kernel_mode_reinjects_9000_byte_frames(bed, capsys):
         assert after['NoPorts'] - before['NoPorts'] == N, (before, after)
     finally:
         _stop(args)
+
+
+def _role(bed, tmp_path, instances, **extra):
+    """The forwarder role on this bed (its own build and state dirs); returns (stats, msgs)."""
+    pb = tmp_path / 'pb.yml'
+    pb.write_text(json.dumps([{
+        'name': 'forwarder role', 'hosts': 'localhost', 'gather_facts': False,
+        'roles': [{'role': 'kbypass.xdp.forwarder', 'vars': {
+            'forwarder_source_dir': os.path.join(ROOT, 'files', 'forwarder'),
+            'forwarder_src_dir': str(tmp_path / 'role-src'),
+            'forwarder_bin_dir': os.path.dirname(bed['fwd']),
+            'forwarder_binaries': [], 'forwarder_state_dir': STATE,
+            'forwarder_supervisor': 'process', 'forwarder_instances': instances}}]}]))
+    (tmp_path / 'extra.json').write_text(json.dumps(extra))
+    p = subprocess.run([os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                        '-e', 'ansible_python_interpreter=%s' % sys.executable,
+                        '-e', '@%s' % (tmp_path / 'extra.json'), str(pb)],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600,
+                       check=False)
+    out = json.loads(p.stdout)
+    msgs = [h.get('msg') for play in out['plays'] for t in play['tasks']
+            for h in t['hosts'].values() for h in (h.get('results') or [h]) if h.get('msg')]
+    return out['stats']['localhost'], msgs
+
+
+def test_role_turns_multi_buffer_on_for_a_jumbo_mtu_and_falls_back_when_unsupported(bed, tmp_path,
+                                                                                     capsys):
+    inst = [{'name': 'kbja-echo', 'mode': 'echo', 'interface': V0, 'netns': NS1,
+             'queues': [0], 'cpus': [1], 'stats_interval': 0.2}]
+    try:
+        stats, msgs = _role(bed, tmp_path, inst)
+        assert stats['failures'] == 0, msgs
+        assert ('kbja-echo: multi-buffer on (MTU 9000 exceeds one 4096-byte frame (at most '
+                '3818))') in msgs, msgs
+        _data, burst = _verify(bed, capsys, 'echo')
+        assert burst['forwarder_after']['multi_buffer'] is True
+
+        # the probe says the kernel cannot (its registered result forced by an extra var):
+        # the interface falls back to the standard MTU, the summary names it
+        forced = {'multi_buffer': {'xdp': True, 'af_xdp': False, 'reasons': {
+            'af_xdp': 'binding an AF_XDP socket with XDP_USE_SG (copy mode) failed with EINVAL'}}}
+        stats, msgs = _role(bed, tmp_path, inst, forwarder_multi_buffer_probe=forced)
+        assert stats['failures'] == 0, msgs
+        assert ('kbja-echo: multi-buffer off (multi-buffer unsupported here (binding an AF_XDP '
+                'socket with XDP_USE_SG (copy mode) failed with EINVAL): MTU lowered to 1500)'
+                in msgs), msgs
+        assert json.loads(sh(['ip', '-j', 'link', 'show', V0], netns=NS1).stdout)[0]['mtu'] == 1500
+        _data, burst = _verify(bed, capsys, 'echo', size=1500)
+        assert burst['forwarder_after']['multi_buffer'] is False
+    finally:
+        _stop({'name': 'kbja-echo'})
+        sh(['ip', 'link', 'set', V0, 'mtu', str(JUMBO)], netns=NS1)
