@@ -92,9 +92,10 @@ def missing_for_mtu(mtu, frame_size, results):
                 'runtime': True,
                 'reason': ('MTU %d needs multi-buffer (a %d-byte frame holds an MTU of at most '
                            '%d) but %s. Use an MTU of at most %d (e.g. %d) on this host, or boot '
-                           'a kernel >= 6.6 (XDP and AF_XDP multi-buffer in copy mode)' % (mtu, frame_size, single_frame_mtu(frame_size),
-                                              refusal_cause(probe, err),
-                                              single_frame_mtu(frame_size), STANDARD_MTU))})
+                           'a kernel >= 6.6 (XDP and AF_XDP multi-buffer in copy mode)'
+                           % (mtu, frame_size, single_frame_mtu(frame_size),
+                              refusal_cause(probe, err), single_frame_mtu(frame_size),
+                              STANDARD_MTU))})
     return out
 
 

@@ -211,8 +211,8 @@ def _role(bed, tmp_path, instances, **extra):
     return out['stats']['localhost'], msgs
 
 
-def test_role_turns_multi_buffer_on_for_a_jumbo_mtu_and_falls_back_when_unsupported(bed, tmp_path,
-                                                                                     capsys):
+def test_role_turns_multi_buffer_on_for_a_jumbo_mtu_and_falls_back_when_unsupported(
+        bed, tmp_path, capsys):
     inst = [{'name': 'kbja-echo', 'mode': 'echo', 'interface': V0, 'netns': NS1,
              'queues': [0], 'cpus': [1], 'stats_interval': 0.2}]
     try:
