@@ -23,7 +23,7 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kbypass.xdp.plugins.modules import traffic_probe, verify_report
 
-from conftest import BIN, ROOT, _env, copy_build, kill_state_processes, remove_bed, run_module, sh  # pylint: disable=import-error
+from conftest import BIN, ROOT, _env, copy_builds, kill_state_processes, remove_bed, run_module, sh  # pylint: disable=import-error
 
 NS1, NS2 = 'kbja3', 'kbja4'
 V0, V1, V2, V3 = 'kbjav2', 'kbjav3', 'kbjav4', 'kbjav5'
@@ -39,9 +39,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason='needs root (netns, XD
 
 @pytest.fixture(scope='module')
 def bed(tmp_path_factory):
-    build = tmp_path_factory.mktemp('kbja_build')
-    bpf = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(build / 'bpf'))
-    fwd = copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(build / 'forwarder'))
+    bpf, fwd = copy_builds(tmp_path_factory.mktemp('kbja_build'))
     remove_bed(NS1, NS2)
     kill_state_processes(STATE, remove=True)
     try:
