@@ -54,7 +54,8 @@ def bed(tmp_path_factory):
         res = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'ports': [PORT],
                                         'object': os.path.join(bpf, 'xdp_steer.o')})
         assert not res.get('failed'), res
-        yield {'fwd': os.path.join(fwd, 'kbypass-fwd'), 'gen': os.path.join(fwd, 'kbypass-gen')}
+        yield {'fwd': os.path.join(fwd, 'kbypass-fwd'), 'gen': os.path.join(fwd, 'kbypass-gen'),
+               'reports': str(tmp_path_factory.mktemp('kbja_reports'))}
     finally:
         kill_state_processes(STATE, remove=True)
         run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'state': 'absent'})
@@ -94,7 +95,7 @@ def _verify(bed, capsys, mode, size=JUMBO, probes=('matching',)):
         'probes': list(probes)}, capsys)
     assert not data.get('failed'), data.get('msg')
     rep = _in_process(verify_report, {'host': 'kbja-' + mode, 'data': data, 'mode': mode,
-                                      'report_dir': '/tmp/kbja-reports', 'plot': False}, capsys)
+                                      'report_dir': bed['reports'], 'plot': False}, capsys)
     assert rep.get('ok') is True, (rep.get('msg'), rep.get('summary'))
     [burst] = data['matching']
     return data, burst
