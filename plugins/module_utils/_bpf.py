@@ -184,6 +184,11 @@ def prog_info_by_id(prog_id):
     return _with_fd(prog_fd_by_id(prog_id), prog_info)
 
 
+def prog_public(info):
+    """The fields of ``prog_info`` a module returns: id, tag, name, map_ids (or None)."""
+    return dict((k, info.get(k)) for k in ('id', 'tag', 'name', 'map_ids')) if info else None
+
+
 def pinned_prog_info(path):
     """Program info of a pin, or None when there is no such pin."""
     if not os.path.exists(path):
