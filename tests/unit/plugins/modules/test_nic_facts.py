@@ -1,13 +1,12 @@
 """nic_facts: input normalisation, statistics selection, IRQ fact shape; bad input fails."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.kbypass.xdp.plugins.module_utils import _common
 from ansible_collections.kbypass.xdp.plugins.modules import nic_facts as m
+from module_main import run_main  # tests/unit/module_main.py
 
 
 def test_normalize_interfaces_mixed():
@@ -76,18 +75,12 @@ def test_interface_facts_keys_and_missing():
     assert _common.missing_error('v', 'n', True) == 'interface v does not exist in netns n'
 
 
-def test_main_bad_input(monkeypatch, capsys):
+def test_main_bad_input(monkeypatch):
     monkeypatch.setattr(m, 'gather', lambda *a, **k: pytest.fail('gathered on bad input'))
-    with patch_module_args({'interfaces': [{'name': 'a', 'bogus': 1}]}):
-        with pytest.raises(SystemExit):
-            m.main()
-    res = json.loads(capsys.readouterr().out)
+    res = run_main(m, {'interfaces': [{'name': 'a', 'bogus': 1}]})
     assert res['failed'] and 'bad input' in res['msg']
 
 
-def test_main_bad_regex(monkeypatch, capsys):
+def test_main_bad_regex(monkeypatch):
     monkeypatch.setattr(m, 'gather', lambda *a, **k: pytest.fail('gathered on bad input'))
-    with patch_module_args({'interfaces': ['eth0'], 'statistics_filter': ['(']}):
-        with pytest.raises(SystemExit):
-            m.main()
-    assert json.loads(capsys.readouterr().out)['failed']
+    assert run_main(m, {'interfaces': ['eth0'], 'statistics_filter': ['(']})['failed']
