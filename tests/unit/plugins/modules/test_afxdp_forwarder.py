@@ -401,7 +401,7 @@ def test_main_systemd_supervisor_with_fake_systemctl(bench, fake_systemd):
     assert r2['changed'] is False and r2['pid'] == mainpid
 
     r3 = run_main(mod, dict(name='u9', state='stopped', state_dir=bench['state_dir'],
-                       supervisor='auto'))
+                            supervisor='auto'))
     assert r3['changed'] is True and r3['operation'] == 'stop'
     assert not sv.is_alive(mainpid) and not dropin.exists()
     assert 'stop kbypass-fwd@u9.service' in fake_systemd['calls'].read_text()
@@ -415,7 +415,7 @@ def test_main_systemd_requested_without_systemd_fails_clearly(bench, monkeypatch
     assert not os.path.exists(bench['state_dir'])
     # stopping is still possible (nothing can run under systemd): no error, no change
     r = run_main(mod, dict(name='u10', state='stopped', supervisor='systemd',
-                      state_dir=bench['state_dir']))
+                           state_dir=bench['state_dir']))
     assert not r.get('failed') and r['changed'] is False
 
 

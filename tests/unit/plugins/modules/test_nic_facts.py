@@ -11,7 +11,7 @@ from module_main import run_main  # tests/unit/module_main.py
 
 def test_normalize_interfaces_mixed():
     got = _common.normalize_interfaces(['eth0', {'name': 'veth0', 'netns': 'ns1'}, {'name': 'v'}],
-                                 default_netns='nsd')
+                                       default_netns='nsd')
     assert got == [{'name': 'eth0', 'netns': 'nsd'}, {'name': 'veth0', 'netns': 'ns1'},
                    {'name': 'v', 'netns': 'nsd'}]
 
@@ -61,7 +61,9 @@ def test_interface_facts_keys_and_missing():
     """Facts are keyed netns/name (name in the root namespace); a missing interface is
     reported with ignore_missing, fails the module without it."""
     items = [{'name': 'veth0', 'netns': 'ns1'}, {'name': 'eth0', 'netns': None}]
-    gather = lambda it: dict(it, exists=it['netns'] is None, error='gone')  # noqa: E731
+
+    def gather(it):
+        return dict(it, exists=it['netns'] is None, error='gone')
     with pytest.raises(_Exit) as exc:
         _common.exit_interface_facts(_Module(), items, gather, 'kb')
     got = exc.value.args[0]

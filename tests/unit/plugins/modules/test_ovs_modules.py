@@ -12,7 +12,7 @@ from ovs_samples import probe  # tests/unit/ovs_samples.py
 
 def test_ovs_only_report(tmp_path):
     out = run_main(vr, {'host': 'h', 'data': {}, 'ovs': probe(),
-                              'report_dir': str(tmp_path), 'plot': False})
+                        'report_dir': str(tmp_path), 'plot': False})
     assert out['ok'] and out['verdict']['ovs']['ok']
     md = (tmp_path / 'verify-h.md').read_text()
     assert md.startswith('# kbypass.xdp verify — h\n\n**Verdict: PASS**')
@@ -24,8 +24,8 @@ def test_ovs_only_report(tmp_path):
 
 def test_ovs_failure_fails_the_whole_report(tmp_path):
     out = run_main(vr, {'host': 'h', 'data': good_data(), 'plot': False,
-                              'ovs': probe(ping={'sent': 3, 'received': 0}),
-                              'report_dir': str(tmp_path)})
+                        'ovs': probe(ping={'sent': 3, 'received': 0}),
+                        'report_dir': str(tmp_path)})
     assert not out['ok']
     assert out['msg'] == 'OVS: ping through the bridge: 0 of 3 replies'
     md = (tmp_path / 'verify-h.md').read_text()
@@ -75,7 +75,7 @@ def run_module(module, args, monkeypatch, bins=()):
 def test_missing_open_vswitch_is_named(monkeypatch, tmp_path):
     from ansible_collections.kbypass.xdp.plugins.modules import ovs_service
     out = run_module(ovs_service, {'state': 'started', 'state_dir': str(tmp_path),
-                                           'run_dir': str(tmp_path)}, monkeypatch)
+                                   'run_dir': str(tmp_path)}, monkeypatch)
     assert out['failed'] and out['msg'].startswith('Open vSwitch is not installed here')
     out = run_module(ovs_bridge, {'name': 'br'}, monkeypatch)
     assert out['failed'] and 'openvswitch-switch' in out['msg']
