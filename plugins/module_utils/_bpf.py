@@ -25,6 +25,8 @@ import platform
 import struct
 import time
 
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import where
+
 # --- constants (linux/bpf.h) ---------------------------------------------------------
 BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
@@ -319,8 +321,7 @@ def owner_error(pin_dir, netns, ifname):
         return None
     return ('pin_dir %s holds the pins of %s in %s, not of %s in %s; choose another pin_dir '
             '(the default is one per interface)'
-            % (pin_dir, owner[1], 'netns %s' % owner[0] if owner[0] else 'the root namespace',
-               ifname, 'netns %s' % netns if netns else 'the root namespace'))
+            % (pin_dir, owner[1], where(owner[0]), ifname, where(netns)))
 
 
 def sweep_staging(parent, max_age=600.0, now=None):

@@ -164,6 +164,11 @@ def normalize_interfaces(items, default_netns=None, extra=()):
     return out
 
 
+def where(netns):
+    """``netns <name>`` or ``the root namespace``, for messages."""
+    return 'netns %s' % netns if netns else 'the root namespace'
+
+
 def missing_error(name, netns, netns_found):
     """Why a facts module found no interface ``name`` (pure)."""
     if not netns_found:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_module, sh, veth_bed
+from conftest import ROOT, copy_build, run_module, sh, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _common, _xdp
 
@@ -24,7 +24,6 @@ V0, V1 = 'kbtbv0', 'kbtbv1'
 DUMMY = 'kbtbd0'
 A1, A2 = '198.18.3.1', '198.18.3.2'
 B1, B2 = '2001:2:0:3::1', '2001:2:0:3::2'
-OBJ = os.path.join(ROOT, 'files', 'bpf', 'xdp_steer.o')
 PIN = '/sys/fs/bpf/kbypass/%s/%s' % (NS1, V0)
 CFLAGS = ['-O2', '-g', '-target', 'bpf', '-Wall']
 N = 50  # datagrams per burst
@@ -46,14 +45,13 @@ def objs(tmp_path_factory):
     """The steering object (built here from files/bpf), a variant with another tag,
     the deliberately invalid program and a foreign pass-all program."""
     d = tmp_path_factory.mktemp('kbtb_bpf')
-    subprocess.run(['make', '-C', os.path.join(ROOT, 'files', 'bpf')], check=True,
-                   capture_output=True, timeout=120)
+    built = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(d / 'build'))
     foreign = d / 'xdp_other.c'
     foreign.write_text('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
                        'SEC("xdp") int kbtb_other(struct xdp_md *ctx) { return XDP_PASS; }\n'
                        'char _license[] SEC("license") = "GPL";\n')
     return {
-        'steer': OBJ,
+        'steer': os.path.join(built, 'xdp_steer.o'),
         'variant': _clang(os.path.join(ROOT, 'files', 'bpf', 'xdp_steer.c'),
                           str(d / 'steer_v3.o'), ['-mcpu=v3']),
         'invalid': _clang(os.path.join(ROOT, 'tests', 'bpf', 'xdp_invalid.c'),
