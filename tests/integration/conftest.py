@@ -144,6 +144,16 @@ def copy_build(src, dst):
     return dst
 
 
+def stop_process(proc, timeout=10):
+    """SIGTERM the Popen ``proc``, SIGKILL when it is still there after ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
 def state_processes(state_dir):
     """PIDs of forwarders whose arguments point into ``state_dir`` (a test's own)."""
     return _supervise.find_processes(

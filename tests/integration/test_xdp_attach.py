@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, copy_build, run_module, sh, veth_bed
+from conftest import ROOT, copy_build, run_module, sh, stop_process, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _common, _xdp
 
@@ -203,22 +203,24 @@ def test_attach_rerun_switch_replace_absent(clean, objs):
 
     # native -> generic: the kernel refuses native and generic at once, so this is a
     # detach + attach of the same program (same id, same maps)
-    seen = []
-    stop = threading.Event()
+    def polled(obj):
+        """attach(obj, generic) while a thread records the link's (mode, prog id)."""
+        seen, stop = [], threading.Event()
 
-    def poll():
-        with _xdp.open_netlink(NS1) as ipr:
-            while not stop.is_set():
-                x = _xdp.link_state(ipr, V0)['xdp']
-                seen.append((x['mode'], x['prog_id']))
+        def poll():
+            with _xdp.open_netlink(NS1) as ipr:
+                while not stop.is_set():
+                    x = _xdp.link_state(ipr, V0)['xdp']
+                    seen.append((x['mode'], x['prog_id']))
+        t = threading.Thread(target=poll)
+        t.start()
+        try:
+            return attach(obj, mode='generic'), seen
+        finally:
+            stop.set()
+            t.join(10)
 
-    t = threading.Thread(target=poll)
-    t.start()
-    try:
-        r = attach(objs['steer'], mode='generic')
-    finally:
-        stop.set()
-        t.join(10)
+    r, seen = polled(objs['steer'])
     assert not r.get('failed'), r
     assert r['changed'] and r['mode'] == 'generic' and r['plan']['action'] == 'switch_mode'
     assert r['prog']['id'] == first['id'] and r['prog']['map_ids'] == first['map_ids']
@@ -228,15 +230,7 @@ def test_attach_rerun_switch_replace_absent(clean, objs):
 
     # same mode, new program (different tag): atomic replace, never without a program,
     # and the pinned maps are reused (AF_XDP sockets stay registered)
-    seen.clear()
-    stop.clear()
-    t = threading.Thread(target=poll)
-    t.start()
-    try:
-        r = attach(objs['variant'], mode='generic')
-    finally:
-        stop.set()
-        t.join(10)
+    r, seen = polled(objs['variant'])
     assert not r.get('failed'), r
     assert r['changed'] and r['plan']['action'] == 'replace' and r['plan']['source'] == 'reload'
     assert r['prog']['tag'] != first['tag'] and r['prog']['id'] != first['id']
@@ -546,12 +540,7 @@ def test_redirect_into_socket_and_reattach_keeps_it(clean, objs, tmp_path):
         assert udp_burst(A1, 4242, wait=2) == 0
         assert delta(before)['redirected'] == N
     finally:
-        fwd.terminate()
-        try:
-            fwd.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            fwd.kill()
-            fwd.wait()
+        stop_process(fwd)
     # socket gone: matched packets fall back to the kernel again
     before = _bpf.read_steer_stats(PIN)
     assert udp_burst(A1, 4242) == N

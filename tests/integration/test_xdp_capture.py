@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_module, run_playbook, sh, veth_bed
+from conftest import ROOT, run_module, run_playbook, sh, stop_process, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _capture, _xdp
 
@@ -221,12 +221,7 @@ def forwarder(bed, fwd_bin, tmp_path):
         assert stats.exists(), 'forwarder did not start: %s' % (proc.poll(),)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop_process(proc)
 
 
 def test_forwarder_keeps_its_socket_across_the_swaps(forwarder, bed, tmp_path):
