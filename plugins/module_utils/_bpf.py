@@ -193,15 +193,12 @@ def prog_public(info):
 
 def pinned_prog_info(path):
     """Program info of a pin, or None when there is no such pin."""
-    if not os.path.exists(path):
-        return None
-    return _with_fd(obj_get(path), prog_info)
+    return _with_fd(obj_get(path), prog_info) if os.path.exists(path) else None
 
 
 def pinned_map_info(path):
-    if not os.path.exists(path):
-        return None
-    return _with_fd(obj_get(path), map_info)
+    """Map info of a pin, or None when there is no such pin."""
+    return _with_fd(obj_get(path), map_info) if os.path.exists(path) else None
 
 
 def read_pins(pin_dir):
