@@ -106,8 +106,8 @@ def make_veth_bed(ns_a, if_a, ns_b, if_b, addrs_a=(), addrs_b=(), more=(), no_ip
             for addr in addrs:
                 sh(['ip', 'addr', 'add', addr, 'dev', dev] + (['nodad'] if ':' in addr else []),
                    netns=ns)
-    for a, nsb, b, _, _ in pairs:
-        for ns, dev in ((ns_a, a), (nsb, b)):
+    for pair in pairs:
+        for ns, dev in ((ns_a, pair[0]), (pair[1], pair[2])):
             sh(['ip', 'link', 'set', dev, 'up'], netns=ns)
 
 
