@@ -385,7 +385,7 @@ class Attachment(object):
                              'ports': want_ports}
                 self.result['diff'] = {'before': before, 'after': after}
             self.result.update({'mode': attached['mode'] if attached else None,
-                                'prog': _public(attached), 'ports': ports})
+                                'prog': _bpf.prog_public(attached), 'ports': ports})
             if not self.m.check_mode and attached:
                 self.record(digest)
                 self.finish_result()
@@ -396,7 +396,7 @@ class Attachment(object):
         self.record(digest)
         link = _xdp.query(self.ifname, self.netns)
         now = self.read_attached(link)
-        self.result.update({'mode': now['mode'] if now else None, 'prog': _public(now)})
+        self.result.update({'mode': now['mode'] if now else None, 'prog': _bpf.prog_public(now)})
         self.finish_result()
         if self.m._diff:
             self.result['diff'] = {'before': before, 'after': _view(now, self.result['ports'])}
@@ -490,7 +490,7 @@ class Attachment(object):
                                    'after': _view(None if plan['detach'] else attached)}
         if self.m.check_mode or not plan['changed']:
             self.result.update({'mode': attached['mode'] if attached else None,
-                                'prog': _public(attached)})
+                                'prog': _bpf.prog_public(attached)})
             return
         if plan['detach']:
             fd = None
@@ -550,9 +550,3 @@ def missing_in_check_mode(params, ifname):
     except _xdp.XdpError as e:
         return str(e)
     return None
-
-
-def _public(info):
-    if not info:
-        return None
-    return dict((k, info.get(k)) for k in ('id', 'tag', 'name', 'map_ids'))

@@ -25,6 +25,8 @@ import platform
 import struct
 import time
 
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import where
+
 # --- constants (linux/bpf.h) ---------------------------------------------------------
 BPF_MAP_LOOKUP_ELEM = 1
 BPF_MAP_UPDATE_ELEM = 2
@@ -186,17 +188,19 @@ def prog_info_by_id(prog_id):
     return _with_fd(prog_fd_by_id(prog_id), prog_info)
 
 
+def prog_public(info):
+    """The fields of ``prog_info`` a module returns: id, tag, name, map_ids (or None)."""
+    return dict((k, info.get(k)) for k in ('id', 'tag', 'name', 'map_ids')) if info else None
+
+
 def pinned_prog_info(path):
     """Program info of a pin, or None when there is no such pin."""
-    if not os.path.exists(path):
-        return None
-    return _with_fd(obj_get(path), prog_info)
+    return _with_fd(obj_get(path), prog_info) if os.path.exists(path) else None
 
 
 def pinned_map_info(path):
-    if not os.path.exists(path):
-        return None
-    return _with_fd(obj_get(path), map_info)
+    """Map info of a pin, or None when there is no such pin."""
+    return _with_fd(obj_get(path), map_info) if os.path.exists(path) else None
 
 
 def read_pins(pin_dir):
@@ -316,8 +320,7 @@ def owner_error(pin_dir, netns, ifname):
         return None
     return ('pin_dir %s holds the pins of %s in %s, not of %s in %s; choose another pin_dir '
             '(the default is one per interface)'
-            % (pin_dir, owner[1], 'netns %s' % owner[0] if owner[0] else 'the root namespace',
-               ifname, 'netns %s' % netns if netns else 'the root namespace'))
+            % (pin_dir, owner[1], where(owner[0]), ifname, where(netns)))
 
 
 def sweep_staging(parent, max_age=600.0, now=None):

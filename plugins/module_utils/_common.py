@@ -135,6 +135,66 @@ def name_errors(params, ifname_keys=(), netns_keys=()):
     return errors
 
 
+# The facts modules' common options (each module documents them).
+FACTS_SPEC = dict(interfaces=dict(type='list', elements='raw', required=True),
+                  netns=dict(type='str'), ignore_missing=dict(type='bool', default=False))
+
+
+def normalize_interfaces(items, default_netns=None, extra=()):
+    """A facts module's ``interfaces`` (names or dicts) -> [{'name', 'netns', *extra}],
+    ``netns`` defaulting to ``default_netns``. Raises ValueError with an actionable message."""
+    allowed = {'name', 'netns'} | set(extra)
+    out = []
+    for i, item in enumerate(items or []):
+        item = {'name': item} if isinstance(item, str) else item
+        if not isinstance(item, dict):
+            raise ValueError('interfaces[%d] must be a string or a dict, got %r' % (i, item))
+        if 'name' not in item or set(item) - allowed:
+            raise ValueError('interfaces[%d] must be a name or a dict with name and optional '
+                             '%s, got keys %s' % (i, ', '.join(sorted(allowed - {'name'})),
+                                                  sorted(item)))
+        entry = dict((k, item.get(k)) for k in extra)
+        entry.update(name=item['name'], netns=item.get('netns') or default_netns)
+        err = ifname_error(entry['name']) or netns_error(entry['netns'])
+        if err:
+            raise ValueError('interfaces[%d]: %s' % (i, err))
+        out.append(entry)
+    if not out:
+        raise ValueError('interfaces is empty: list the interfaces to inspect')
+    return out
+
+
+def where(netns):
+    """``netns <name>`` or ``the root namespace``, for messages."""
+    return 'netns %s' % netns if netns else 'the root namespace'
+
+
+def missing_error(name, netns, netns_found):
+    """Why a facts module found no interface ``name`` (pure)."""
+    if not netns_found:
+        return 'network namespace %s does not exist' % netns
+    return 'interface %s does not exist%s' % (name, ' in netns %s' % netns if netns else '')
+
+
+def exit_interface_facts(module, items, gather, fact, errors=()):
+    """The facts modules' main loop: ``gather(item)`` each interface, fail on a missing
+    one unless ``ignore_missing``, exit with ``interfaces`` and the ``fact`` keyed by
+    ``netns/name`` (or ``name``). Exceptions in ``errors`` fail the module with their text."""
+    out = []
+    try:
+        for item in items:
+            entry = gather(item)
+            if not entry['exists'] and not module.params['ignore_missing']:
+                module.fail_json(msg='%s (set ignore_missing: true to report it instead)'
+                                 % entry['error'])
+            out.append(entry)
+    except errors as exc:
+        module.fail_json(msg=str(exc))
+    facts = dict(('%s/%s' % (e['netns'], e['name']) if e['netns'] else e['name'], e)
+                 for e in out)
+    module.exit_json(changed=False, interfaces=out, ansible_facts={fact: facts})
+
+
 def write_report_files(module, report_dir, files, content):
     """Write each ``content[key]`` (bytes) to ``files[key]`` where the file does not hold
     exactly that already, atomically; return the keys that differ (written unless in

@@ -401,21 +401,26 @@ def _num(text):
     return None if text == '?' else int(text)
 
 
+def _sections(text, head_re, row_re):
+    """Lines of section heads, each followed by its rows -> [(head match, [row matches])]."""
+    out = []
+    for line in text.splitlines():
+        m = head_re.match(line)
+        if m:
+            out.append((m, []))
+        elif out and row_re.match(line):
+            out[-1][1].append(row_re.match(line))
+    return out
+
+
 def parse_dump_ports(text):
     """``ovs-ofctl dump-ports BR`` -> {port (number as str, or LOCAL): counters}."""
     ports = {}
-    current = None
-    for line in text.splitlines():
-        m = _DUMP_PORT_RE.match(line)
-        if m:
-            current = m.group(1).strip()
-            ports[current] = {'rx_packets': _num(m.group(2)), 'rx_bytes': _num(m.group(3)),
-                              'rx_dropped': _num(m.group(4))}
-            continue
-        m = _DUMP_TX_RE.match(line)
-        if m and current is not None:
-            ports[current].update({'tx_packets': _num(m.group(1)), 'tx_bytes': _num(m.group(2)),
-                                   'tx_dropped': _num(m.group(3))})
+    for head, rows in _sections(text, _DUMP_PORT_RE, _DUMP_TX_RE):
+        port = ports[head.group(1).strip()] = dict(zip(
+            ('rx_packets', 'rx_bytes', 'rx_dropped'), map(_num, head.groups()[1:])))
+        for m in rows:
+            port.update(zip(('tx_packets', 'tx_bytes', 'tx_dropped'), map(_num, m.groups())))
     return ports
 
 
@@ -425,18 +430,9 @@ _PMD_KV_RE = re.compile(r'^\s+([a-z][a-z .]*[a-z]):\s+(\d+)')
 
 def parse_pmd_stats(text):
     """``ovs-appctl dpif-netdev/pmd-stats-show`` -> {thread: {counter: int}}."""
-    threads = {}
-    current = None
-    for line in text.splitlines():
-        m = _PMD_HEAD_RE.match(line)
-        if m:
-            current = m.group(1)
-            threads[current] = {}
-            continue
-        m = _PMD_KV_RE.match(line)
-        if m and current is not None:
-            threads[current][m.group(1).replace(' ', '_').replace('.', '')] = int(m.group(2))
-    return threads
+    return dict((head.group(1), dict((m.group(1).replace(' ', '_').replace('.', ''),
+                                      int(m.group(2))) for m in rows))
+                for head, rows in _sections(text, _PMD_HEAD_RE, _PMD_KV_RE))
 
 
 def pmd_received(threads):

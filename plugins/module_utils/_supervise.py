@@ -334,22 +334,16 @@ def terminate(pid, start_time, term_timeout=5.0, kill_timeout=3.0, popen=None, p
     """
     if not is_alive(pid, start_time, proc=proc):
         return 'absent'
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except OSError as e:
-        if e.errno == errno.ESRCH:
-            return 'absent'
-        raise
-    if wait_gone(pid, start_time, term_timeout, popen=popen, proc=proc):
-        return 'terminated'
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError as e:
-        if e.errno == errno.ESRCH:
-            return 'killed'
-        raise
-    if wait_gone(pid, start_time, kill_timeout, popen=popen, proc=proc):
-        return 'killed'
+    for sig, timeout, gone, done in ((signal.SIGTERM, term_timeout, 'absent', 'terminated'),
+                                     (signal.SIGKILL, kill_timeout, 'killed', 'killed')):
+        try:
+            os.kill(pid, sig)
+        except OSError as e:
+            if e.errno == errno.ESRCH:
+                return gone
+            raise
+        if wait_gone(pid, start_time, timeout, popen=popen, proc=proc):
+            return done
     raise RuntimeError('process %d survived SIGKILL for %.1f s' % (pid, kill_timeout))
 
 

@@ -335,6 +335,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
     state_dir_error,
+    where,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _fwdopts, _netns, _xdp
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
@@ -622,7 +623,7 @@ class Forwarder(object):
             errors.append('network namespace %s does not exist (no %s): create it first '
                           '(kbypass.xdp.netns_veth)' % (p['netns'], _netns.netns_path(p['netns'])))
             return errors
-        where = ('netns %s' % p['netns']) if p.get('netns') else 'the root namespace'
+        here = where(p.get('netns'))
         ifaces = [p['interface']] + ([p['interface2']] if p.get('interface2') else [])
         for idx, ifname in enumerate(ifaces):
             queues, err = self.rx_queues(ifname, p.get('netns'))
@@ -633,7 +634,7 @@ class Forwarder(object):
                 missing = [q for q in p['queues'] if q not in queues]
                 if missing:
                     errors.append('queue %s does not exist on %s in %s (%d RX queue%s: %s)'
-                                  % (','.join(str(q) for q in missing), ifname, where,
+                                  % (','.join(str(q) for q in missing), ifname, here,
                                      len(queues), '' if len(queues) == 1 else 's',
                                      ','.join(str(q) for q in queues)))
         pin = effective_pin_dir(p)
@@ -642,7 +643,7 @@ class Forwarder(object):
                           '(kbypass.xdp.xdp_attach)' % pin)
         elif not errors:
             self.attachment = self.attachment_of()
-            errors.extend(attachment_problems(p['interface'], where, pin, self.attachment))
+            errors.extend(attachment_problems(p['interface'], here, pin, self.attachment))
         if p.get('pin_dir2') and not os.path.exists(os.path.join(p['pin_dir2'], 'xsks_map')):
             errors.append('no xsks_map pinned at %s (pin_dir2)' % p['pin_dir2'])
         errors.extend(busy_queue_problems(p['interface'], p.get('netns'), p['queues'],
@@ -681,19 +682,18 @@ class Forwarder(object):
             return []
         proc = {'xskmaps': sv.proc_map_ids(pid), 'netns': sv.proc_netns_inode(pid),
                 'exe_replaced': sv.proc_exe_replaced(pid, self.p['binary'])}
-        where = ('netns %s' % self.p['netns']) if self.p.get('netns') else 'the root namespace'
-        return health_problems(self.p['interface'], where, self.attachment, proc)
+        return health_problems(self.p['interface'], where(self.p.get('netns')), self.attachment,
+                               proc)
 
     def rx_queues(self, ifname, netns):
         """RX queue indices of ``ifname`` from sysfs as seen inside its namespace."""
-        where = ('netns %s' % netns) if netns else 'the root namespace'
         qdir = '/sys/class/net/%s/queues' % ifname
         try:
             names = _netns.fs_op(self.module, netns, listdir=[qdir])['list'][qdir]
         except _netns.HelperError as e:
             return [], str(e)
         if names is None:
-            return [], 'interface %s does not exist in %s' % (ifname, where)
+            return [], 'interface %s does not exist in %s' % (ifname, where(netns))
         return parse_rx_queues(names), None
 
     # ---- actions

@@ -132,8 +132,10 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
-    ifname_error,
-    netns_error,
+    FACTS_SPEC,
+    exit_interface_facts,
+    missing_error,
+    normalize_interfaces,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._ethtool import Ethtool, EthtoolError
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq
@@ -141,33 +143,6 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperEr
 
 SYSFS_ATTRS = ('napi_defer_hard_irqs', 'gro_flush_timeout', 'mtu', 'tx_queue_len', 'threaded',
                'speed', 'operstate')
-
-
-def normalize_interfaces(items, default_netns=None):
-    """Module input -> [{'name', 'netns'}]. Raises ValueError with an actionable message."""
-    out = []
-    for i, item in enumerate(items or []):
-        if isinstance(item, str):
-            entry = {'name': item, 'netns': default_netns}
-        elif isinstance(item, dict):
-            extra = set(item) - {'name', 'netns'}
-            if extra or 'name' not in item:
-                raise ValueError('interfaces[%d] must be a name or a dict with name and '
-                                 'optional netns, got keys %s' % (i, sorted(item)))
-            entry = {'name': item['name'], 'netns': item.get('netns') or default_netns}
-        else:
-            raise ValueError('interfaces[%d] must be a string or a dict, got %r' % (i, item))
-        err = ifname_error(entry['name']) or netns_error(entry['netns'])
-        if err:
-            raise ValueError('interfaces[%d]: %s' % (i, err))
-        out.append(entry)
-    if not out:
-        raise ValueError('interfaces is empty: list the interfaces to inspect')
-    return out
-
-
-def fact_key(name, netns):
-    return '%s/%s' % (netns, name) if netns else name
 
 
 def select_stats(stats, mode, patterns):
@@ -197,14 +172,11 @@ def irq_facts(irqs, affinity):
 
 def gather(module, name, netns, interrupts, stats_mode, stats_filter):
     entry = {'name': name, 'netns': netns, 'exists': False}
-    if not netns_exists(netns):
-        entry['error'] = 'network namespace %s does not exist' % netns
-        return entry
     base = '/sys/class/net/%s/' % name
-    res = fs_op(module, netns, read=[base + a for a in SYSFS_ATTRS], dev=name)
-    if not res['dev']['exists']:
-        where = ' in netns %s' % netns if netns else ''
-        entry['error'] = 'interface %s does not exist%s' % (name, where)
+    res = netns_exists(netns) and fs_op(module, netns, read=[base + a for a in SYSFS_ATTRS],
+                                        dev=name)
+    if not res or not res['dev']['exists']:
+        entry['error'] = missing_error(name, netns, bool(res))
         return entry
     entry['exists'] = True
     eth = Ethtool(module, name, netns)
@@ -264,13 +236,11 @@ def gather(module, name, netns, interrupts, stats_mode, stats_filter):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            interfaces=dict(type='list', elements='raw', required=True),
-            netns=dict(type='str'),
+            FACTS_SPEC,
             statistics=dict(type='str', choices=['selected', 'all', 'none'], default='selected'),
             statistics_filter=dict(type='list', elements='str',
                                    default=['drop', 'err', 'miss', 'xdp', 'xsk', 'fifo',
                                             'timeout', 'busy', '^rx_packets$', '^tx_packets$']),
-            ignore_missing=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
@@ -285,19 +255,10 @@ def main():
         interrupts = _irq.read_interrupts()
     except OSError:
         interrupts = []
-    out = []
-    try:
-        for it in items:
-            entry = gather(module, it['name'], it['netns'], interrupts, p['statistics'],
-                           p['statistics_filter'])
-            if not entry['exists'] and not p['ignore_missing']:
-                module.fail_json(msg='%s (set ignore_missing: true to report it instead)'
-                                 % entry['error'])
-            out.append(entry)
-    except (EthtoolError, HelperError) as exc:
-        module.fail_json(msg=str(exc))
-    facts = dict((fact_key(e['name'], e['netns']), e) for e in out)
-    module.exit_json(changed=False, interfaces=out, ansible_facts={'kbypass_nics': facts})
+    exit_interface_facts(
+        module, items, lambda it: gather(module, it['name'], it['netns'], interrupts,
+                                         p['statistics'], p['statistics_filter']),
+        'kbypass_nics', errors=(EthtoolError, HelperError))
 
 
 if __name__ == '__main__':

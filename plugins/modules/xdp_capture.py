@@ -357,7 +357,7 @@ def main():
               'pin_dir': p['pin_dir'] or default_pin_dir(p['interface'], p['netns'])}
     before = current_program(module, target)
     target['ports'] = _bpf.read_steer_ports(target['pin_dir'])
-    result = {'changed': False, 'prog_before': _public(before), 'prog': _public(before)}
+    result = {'changed': False, 'prog_before': _bpf.prog_public(before), 'prog': _bpf.prog_public(before)}
     is_capture = bool(_capture.capture_maps(before['id']))
     if module.check_mode:
         result['changed'] = p['state'] == 'present' or is_capture
@@ -372,10 +372,6 @@ def main():
         module.exit_json(**result)
     run_capture(module, target, result)
     module.exit_json(**result)
-
-
-def _public(info):
-    return dict((k, info.get(k)) for k in ('id', 'tag', 'name', 'map_ids')) if info else None
 
 
 if __name__ == '__main__':

@@ -117,12 +117,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
-    default_pin_dir,
-    ifname_error,
-    netns_error,
-)
+from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _common, _netns
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import default_pin_dir
 
 XSKMAP_NOTE = ('the kernel refuses user-space lookups of XSKMAP entries; '
                'see steer_stats.redirected for socket traffic')
@@ -130,22 +126,9 @@ XSKMAP_NOTE = ('the kernel refuses user-space lookups of XSKMAP entries; '
 
 def normalize_interfaces(items, default_netns=None):
     """Module input -> [{'name', 'netns', 'pin_dir'}]. Raises ValueError on bad input."""
-    out = []
-    for i, item in enumerate(items or []):
-        if isinstance(item, str):
-            item = {'name': item}
-        allowed = {'name', 'netns', 'pin_dir'}
-        if not isinstance(item, dict) or 'name' not in item or set(item) - allowed:
-            raise ValueError('interfaces[%d] must be a name or a dict with name and optional '
-                             'netns and pin_dir, got %r' % (i, item))
-        entry = {'name': item['name'], 'netns': item.get('netns') or default_netns}
-        err = ifname_error(entry['name']) or netns_error(entry['netns'])
-        if err:
-            raise ValueError('interfaces[%d]: %s' % (i, err))
-        entry['pin_dir'] = item.get('pin_dir') or default_pin_dir(entry['name'], entry['netns'])
-        out.append(entry)
-    if not out:
-        raise ValueError('interfaces is empty: list the interfaces to inspect')
+    out = _common.normalize_interfaces(items, default_netns, extra=('pin_dir',))
+    for entry in out:
+        entry['pin_dir'] = entry['pin_dir'] or default_pin_dir(entry['name'], entry['netns'])
     return out
 
 
@@ -180,10 +163,6 @@ def describe_program(prog, maps, mode):
     return out
 
 
-def fact_key(name, netns):
-    return '%s/%s' % (netns, name) if netns else name
-
-
 class Inspector(object):
     def __init__(self, module):
         self.module = module
@@ -200,13 +179,10 @@ class Inspector(object):
     def interface(self, item, want_ports):
         name, netns = item['name'], item['netns']
         entry = {'name': name, 'netns': netns, 'exists': False}
-        if not _netns.netns_exists(netns):
-            entry['error'] = 'network namespace %s does not exist' % netns
-            return entry
-        link, err = self.link(name, netns)
+        found = _netns.netns_exists(netns)
+        link = self.link(name, netns)[0] if found else None
         if link is None:
-            entry['error'] = 'interface %s does not exist%s' % (
-                name, ' in netns %s' % netns if netns else '')
+            entry['error'] = _common.missing_error(name, netns, found)
             return entry
         entry.update({'exists': True, 'ifindex': link.get('ifindex')})
         net, err = self._json([self.bpftool, '-j', 'net', 'show', 'dev', name], netns)
@@ -247,12 +223,7 @@ class Inspector(object):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            interfaces=dict(type='list', elements='raw', required=True),
-            netns=dict(type='str'),
-            ports=dict(type='bool', default=True),
-            ignore_missing=dict(type='bool', default=False),
-        ),
+        argument_spec=dict(_common.FACTS_SPEC, ports=dict(type='bool', default=True)),
         supports_check_mode=True,
     )
     try:
@@ -260,15 +231,8 @@ def main():
     except ValueError as exc:
         module.fail_json(msg='bad input: %s' % exc)
     insp = Inspector(module)
-    out = []
-    for item in items:
-        entry = insp.interface(item, module.params['ports'])
-        if not entry['exists'] and not module.params['ignore_missing']:
-            module.fail_json(msg='%s (set ignore_missing: true to report it instead)'
-                             % entry['error'])
-        out.append(entry)
-    facts = dict((fact_key(e['name'], e['netns']), e) for e in out)
-    module.exit_json(changed=False, interfaces=out, ansible_facts={'kbypass_xdp': facts})
+    _common.exit_interface_facts(
+        module, items, lambda it: insp.interface(it, module.params['ports']), 'kbypass_xdp')
 
 
 if __name__ == '__main__':

@@ -89,26 +89,38 @@ def remove_netns(*names):
             sh(['ip', 'netns', 'del', ns], check=False)
 
 
-@contextlib.contextmanager
-def veth_bed(ns_a, if_a, ns_b, if_b, addrs_a=(), addrs_b=()):
-    """The test bed: namespaces ``ns_a``/``ns_b`` joined by veth ``if_a``<->``if_b``,
-    loopback and both ends up, ``addrs_*`` (CIDR; IPv6 without DAD) on each end.
-
-    Removed on exit, also when the test fails, with any pins under
-    /sys/fs/bpf/kbypass/<ns>; a bed that would not go away fails the test.
-    """
-    remove_bed(ns_a, ns_b)
-    try:
-        for ns in (ns_a, ns_b):
-            sh(['ip', 'netns', 'add', ns])
-            sh(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
-        sh(['ip', 'link', 'add', if_a, 'netns', ns_a, 'type', 'veth', 'peer', 'name', if_b,
-            'netns', ns_b])
-        for ns, dev, addrs in ((ns_a, if_a, addrs_a), (ns_b, if_b, addrs_b)):
+def make_veth_bed(ns_a, if_a, ns_b, if_b, addrs_a=(), addrs_b=(), more=(), no_ipv6=()):
+    """Namespaces ``ns_a``/``ns_b`` (recreated) joined by veth ``if_a``<->``if_b``, loopback
+    and every end up, ``addrs_*`` (CIDR; IPv6 without DAD) on each end. ``more``: further
+    pairs ``(if_a, ns_b, if_b, addrs_a, addrs_b)`` from ``ns_a``; ``no_ipv6``: ends whose
+    IPv6 is off before they go up (no ND/MLD chatter in their counters). Pins stay."""
+    remove_netns(ns_a, ns_b)
+    for ns in (ns_a, ns_b):
+        sh(['ip', 'netns', 'add', ns])
+        sh(['ip', 'link', 'set', 'lo', 'up'], netns=ns)
+    pairs = ((if_a, ns_b, if_b, addrs_a, addrs_b),) + tuple(more)
+    for a, nsb, b, addrs_a, addrs_b in pairs:
+        sh(['ip', 'link', 'add', a, 'netns', ns_a, 'type', 'veth', 'peer', 'name', b,
+            'netns', nsb])
+        for ns, dev, addrs in ((ns_a, a, addrs_a), (nsb, b, addrs_b)):
+            if dev in no_ipv6:
+                sh(['sysctl', '-qw', 'net.ipv6.conf.%s.disable_ipv6=1' % dev], netns=ns)
             for addr in addrs:
                 sh(['ip', 'addr', 'add', addr, 'dev', dev] + (['nodad'] if ':' in addr else []),
                    netns=ns)
+    for pair in pairs:
+        for ns, dev in ((ns_a, pair[0]), (pair[1], pair[2])):
             sh(['ip', 'link', 'set', dev, 'up'], netns=ns)
+
+
+@contextlib.contextmanager
+def veth_bed(ns_a, *args, **kw):
+    """The test bed of ``make_veth_bed``, removed on exit, also when the test fails, with
+    any pins under /sys/fs/bpf/kbypass/<ns>; a bed that would not go away fails the test."""
+    ns_b = args[1]
+    remove_bed(ns_a, ns_b)
+    try:
+        make_veth_bed(ns_a, *args, **kw)
         yield
     finally:
         remove_bed(ns_a, ns_b)
@@ -124,14 +136,26 @@ def remove_bed(*names):
             _bpf.remove_tree(path)
 
 
-def copy_build(src, dst):
-    """Copy the C sources and Makefile of ``src`` to a fresh ``dst`` and build there
-    (never in files/, which other builds use); returns ``dst``."""
+def copy_build(src, dst, *targets):
+    """Copy the C sources and Makefile of ``src`` to a fresh ``dst`` and build ``targets``
+    (default all) there (never in files/, which other builds use); returns ``dst``."""
     os.makedirs(dst)
     for f in glob.glob(os.path.join(src, '*.[ch]')) + [os.path.join(src, 'Makefile')]:
         shutil.copy(f, dst)
-    subprocess.run(['make', '-C', dst], check=True, capture_output=True, timeout=300)
+    proc = subprocess.run(['make', '-C', dst] + list(targets), capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, 'build failed:\n%s%s' % (proc.stdout, proc.stderr)
     return dst
+
+
+def stop_process(proc, timeout=10):
+    """SIGTERM the Popen ``proc``, SIGKILL when it is still there after ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
 
 
 def state_processes(state_dir):

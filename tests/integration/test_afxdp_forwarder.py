@@ -16,7 +16,6 @@ removed in finalizers, also on failure.
 import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,8 @@ import time
 
 import pytest
 
-from conftest import BIN, ROOT, _env, copy_build, kill_state_processes, run_module, sh, state_processes
+from conftest import (BIN, ROOT, _env, copy_build, kill_state_processes, run_module, sh, state_processes,
+                      veth_bed)
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
@@ -44,51 +44,26 @@ def _kill_leftovers():
     kill_state_processes(STATE, remove=True)
 
 
-def _del_bed():
-    for ns in (NS1, NS2):
-        sh(['ip', 'netns', 'del', ns], check=False)
-
-
 @pytest.fixture(scope='module')
 def bed(tmp_path_factory):
     build = tmp_path_factory.mktemp('kbtm_build')
     bpf = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(build / 'bpf'))
     fwd = copy_build(os.path.join(ROOT, 'files', 'forwarder'), str(build / 'forwarder'))
-    _del_bed()
     _kill_leftovers()
-    try:
-        for ns in (NS1, NS2):
-            sh(['ip', 'netns', 'add', ns])
-        sh(['ip', 'link', 'add', V0, 'netns', NS1, 'type', 'veth', 'peer', 'name', V1,
-            'netns', NS2])
-        sh(['ip', 'link', 'add', V2, 'netns', NS1, 'type', 'veth', 'peer', 'name', 'kbtmv3',
-            'netns', NS1])
-        # kbtmv3's rx counter must count only what l2fwd sends: no IPv6 (ND/MLD) chatter
-        # from the kernel on this pair.
-        for dev in (V2, 'kbtmv3'):
-            sh(['ip', 'netns', 'exec', NS1, 'sysctl', '-qw',
-                'net.ipv6.conf.%s.disable_ipv6=1' % dev])
-        sh(['ip', '-n', NS1, 'addr', 'add', A1 + '/24', 'dev', V0])
-        sh(['ip', '-n', NS2, 'addr', 'add', A2 + '/24', 'dev', V1])
-        for ns, devs in ((NS1, (V0, V2, 'kbtmv3', 'lo')), (NS2, (V1, 'lo'))):
-            for dev in devs:
-                sh(['ip', '-n', ns, 'link', 'set', dev, 'up'])
-        r = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'ports': [PORT],
-                                      'object': os.path.join(bpf, 'xdp_steer.o')})
-        assert not r.get('failed'), r
-        assert os.path.exists(PIN + '/xsks_map')
-        yield {'fwd': os.path.join(fwd, 'kbypass-fwd'), 'gen': os.path.join(fwd, 'kbypass-gen'),
-               'src': os.path.join(ROOT, 'files', 'forwarder'), 'build': str(build)}
-    finally:
-        _kill_leftovers()
-        run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'state': 'absent'})
-        _del_bed()
-        shutil.rmtree(PIN, ignore_errors=True)
-        for d in (os.path.dirname(PIN),):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+    # kbtmv3's rx counter must count only what l2fwd sends: no IPv6 (ND/MLD) chatter
+    with veth_bed(NS1, V0, NS2, V1, [A1 + '/24'], [A2 + '/24'],
+                  more=[(V2, NS1, 'kbtmv3', (), ())], no_ipv6=(V2, 'kbtmv3')):
+        try:
+            r = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'ports': [PORT],
+                                          'object': os.path.join(bpf, 'xdp_steer.o')})
+            assert not r.get('failed'), r
+            assert os.path.exists(PIN + '/xsks_map')
+            yield {'fwd': os.path.join(fwd, 'kbypass-fwd'),
+                   'gen': os.path.join(fwd, 'kbypass-gen'),
+                   'src': os.path.join(ROOT, 'files', 'forwarder'), 'build': str(build)}
+        finally:
+            _kill_leftovers()
+            run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'state': 'absent'})
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ import time
 import pytest
 
 import frames
-from conftest import BIN, ROOT, _env, copy_build, kill_state_processes, run_module, sh, state_processes
+from conftest import (BIN, ROOT, _env, copy_build, kill_state_processes, make_veth_bed, remove_bed,
+                      run_module, sh, state_processes)
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 
@@ -52,30 +53,8 @@ def _kill_ours():
 
 
 def _make_bed():
-    for ns in (NS1, NS2):
-        sh(['ip', 'netns', 'del', ns], check=False)
-    for ns in (NS1, NS2):
-        sh(['ip', 'netns', 'add', ns])
-    for a, b, addr_a, addr_b in ((V0, V1, A1, A2), (V2, V3, A5, A6)):
-        sh(['ip', 'link', 'add', a, 'netns', NS1, 'type', 'veth', 'peer', 'name', b,
-            'netns', NS2])
-        sh(['ip', '-n', NS1, 'addr', 'add', addr_a + '/24', 'dev', a])
-        sh(['ip', '-n', NS2, 'addr', 'add', addr_b + '/24', 'dev', b])
-        sh(['ip', '-n', NS1, 'link', 'set', a, 'up'])
-        sh(['ip', '-n', NS2, 'link', 'set', b, 'up'])
-    for ns in (NS1, NS2):
-        sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up'])
-
-
-def _detach_all(bed):
-    for ifname in (V0, V2):
-        run_module('xdp_attach', {'interface': ifname, 'netns': NS1, 'state': 'absent',
-                                  'object': bed['obj']})
-        shutil.rmtree('/sys/fs/bpf/kbypass/%s/%s' % (NS1, ifname), ignore_errors=True)
-    try:
-        os.rmdir('/sys/fs/bpf/kbypass/%s' % NS1)
-    except OSError:
-        pass
+    make_veth_bed(NS1, V0, NS2, V1, [A1 + '/24'], [A2 + '/24'],
+                  more=[(V2, NS2, V3, [A5 + '/24'], [A6 + '/24'])])
 
 
 @pytest.fixture(scope='module')
@@ -94,9 +73,10 @@ def bed(tmp_path_factory):
     finally:
         _kill_ours()
         shutil.rmtree(STATE, ignore_errors=True)
-        _detach_all(b)
-        for ns in (NS1, NS2):
-            sh(['ip', 'netns', 'del', ns], check=False)
+        for ifname in (V0, V2):
+            run_module('xdp_attach', {'interface': ifname, 'netns': NS1, 'state': 'absent',
+                                      'object': b['obj']})
+        remove_bed(NS1, NS2)
 
 
 def install(bed):
@@ -177,8 +157,6 @@ def test_namespace_recreated_restarts_the_forwarder(bed, running):
     """`ip netns del ns1; make run -e testbed_recreate=true`: the old forwarder keeps
     the deleted namespace alive and receives nothing of the new one."""
     pid = running['pid']
-    sh(['ip', 'netns', 'del', NS1])
-    sh(['ip', 'netns', 'del', NS2])
     _make_bed()
     r = converge(bed)
     assert r['operation'] == 'restart' and r['changed'] is True, r

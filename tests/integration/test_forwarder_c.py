@@ -373,6 +373,13 @@ def tx_dropped(ns, dev):
     return out[0]['stats64']['tx']['dropped']
 
 
+def rxq_redirects(ns, dev):
+    """veth's per-RX-queue XDP redirect counters (ethtool -S), by queue."""
+    stats = dict(line.strip().split(': ') for line in
+                 nsrun(ns, ['ethtool', '-S', dev]).stdout.splitlines()[1:])
+    return [int(stats['rx_queue_%d_xdp_redirect' % q]) for q in range(2)]
+
+
 def test_overload_drops_are_counted_not_lost(pair):
     """Small rings and an AF_XDP sender at full speed: nothing crashes, every frame the
     XDP program redirected is accounted for (forwarded, dropped by us, or dropped by the
@@ -424,6 +431,7 @@ def test_two_queues_two_threads_busy_poll(bed):
                              '--busy-poll', '--busy-poll-usec', '10'], stats)
         threads = os.listdir('/proc/%d/task' % fwd.pid)
         assert len(threads) == 3  # main (stats) + one worker per queue
+        redirects0 = rxq_redirects('kbtf1', 'kbtfv1')
         got = sum(bed.gen('--netns', 'kbtf2', '--dst', '198.18.40.1', '--sport', str(sp),
                           '--count', '100', '--rate', '5000', '--replies')['received']
                   for sp in range(40000, 40008))
@@ -433,6 +441,9 @@ def test_two_queues_two_threads_busy_poll(bed):
     finally:
         shutil.rmtree(os.path.dirname(stats), ignore_errors=True)
     assert got == 800
+    # each queue's socket got its share: veth counts XDP redirects per RX queue
+    per_queue = [n - n0 for n, n0 in zip(rxq_redirects('kbtf1', 'kbtfv1'), redirects0)]
+    assert sum(per_queue) == 800 and min(per_queue) > 0, per_queue
     assert st['queues'] == [0, 1] and st['cpus'] == [0, 1] and st['busy_poll'] is True
     assert st['rx_packets'] == st['tx_packets'] == 800
 

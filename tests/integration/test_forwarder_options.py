@@ -15,10 +15,10 @@ namespace is used, so no host state is touched.
 import os
 import shutil
 import subprocess
-import tempfile
 
 import pytest
 
+from conftest import copy_build
 from ansible_collections.kbypass.xdp.plugins.module_utils import _fwdopts as fo
 from ansible_collections.kbypass.xdp.plugins.modules import afxdp_forwarder as mod
 
@@ -30,18 +30,9 @@ pytestmark = pytest.mark.skipif(shutil.which('cc') is None, reason='needs a C co
 
 
 @pytest.fixture(scope='module')
-def fwd():
-    tmp = tempfile.mkdtemp(prefix='kbtf-opts-')
-    try:
-        for name in os.listdir(FWD_SRC):
-            if name.endswith(('.c', '.h')) or name == 'Makefile':
-                shutil.copy(os.path.join(FWD_SRC, name), tmp)
-        proc = subprocess.run(['make', '-C', tmp, 'kbypass-fwd'], capture_output=True,
-                              text=True, timeout=300, check=False)
-        assert proc.returncode == 0, 'build failed:\n%s%s' % (proc.stdout, proc.stderr)
-        yield os.path.join(tmp, 'kbypass-fwd')
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def fwd(tmp_path_factory):
+    build = str(tmp_path_factory.mktemp('kbtf-opts') / 'forwarder')
+    return os.path.join(copy_build(FWD_SRC, build, 'kbypass-fwd'), 'kbypass-fwd')
 
 
 def _neutral(name):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_module, sh, veth_bed
+from conftest import ROOT, copy_build, run_module, sh, stop_process, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _common, _xdp
 
@@ -24,7 +24,6 @@ V0, V1 = 'kbtbv0', 'kbtbv1'
 DUMMY = 'kbtbd0'
 A1, A2 = '198.18.3.1', '198.18.3.2'
 B1, B2 = '2001:2:0:3::1', '2001:2:0:3::2'
-OBJ = os.path.join(ROOT, 'files', 'bpf', 'xdp_steer.o')
 PIN = '/sys/fs/bpf/kbypass/%s/%s' % (NS1, V0)
 CFLAGS = ['-O2', '-g', '-target', 'bpf', '-Wall']
 N = 50  # datagrams per burst
@@ -46,14 +45,13 @@ def objs(tmp_path_factory):
     """The steering object (built here from files/bpf), a variant with another tag,
     the deliberately invalid program and a foreign pass-all program."""
     d = tmp_path_factory.mktemp('kbtb_bpf')
-    subprocess.run(['make', '-C', os.path.join(ROOT, 'files', 'bpf')], check=True,
-                   capture_output=True, timeout=120)
+    built = copy_build(os.path.join(ROOT, 'files', 'bpf'), str(d / 'build'))
     foreign = d / 'xdp_other.c'
     foreign.write_text('#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n'
                        'SEC("xdp") int kbtb_other(struct xdp_md *ctx) { return XDP_PASS; }\n'
                        'char _license[] SEC("license") = "GPL";\n')
     return {
-        'steer': OBJ,
+        'steer': os.path.join(built, 'xdp_steer.o'),
         'variant': _clang(os.path.join(ROOT, 'files', 'bpf', 'xdp_steer.c'),
                           str(d / 'steer_v3.o'), ['-mcpu=v3']),
         'invalid': _clang(os.path.join(ROOT, 'tests', 'bpf', 'xdp_invalid.c'),
@@ -205,22 +203,24 @@ def test_attach_rerun_switch_replace_absent(clean, objs):
 
     # native -> generic: the kernel refuses native and generic at once, so this is a
     # detach + attach of the same program (same id, same maps)
-    seen = []
-    stop = threading.Event()
+    def polled(obj):
+        """attach(obj, generic) while a thread records the link's (mode, prog id)."""
+        seen, stop = [], threading.Event()
 
-    def poll():
-        with _xdp.open_netlink(NS1) as ipr:
-            while not stop.is_set():
-                x = _xdp.link_state(ipr, V0)['xdp']
-                seen.append((x['mode'], x['prog_id']))
+        def poll():
+            with _xdp.open_netlink(NS1) as ipr:
+                while not stop.is_set():
+                    x = _xdp.link_state(ipr, V0)['xdp']
+                    seen.append((x['mode'], x['prog_id']))
+        t = threading.Thread(target=poll)
+        t.start()
+        try:
+            return attach(obj, mode='generic'), seen
+        finally:
+            stop.set()
+            t.join(10)
 
-    t = threading.Thread(target=poll)
-    t.start()
-    try:
-        r = attach(objs['steer'], mode='generic')
-    finally:
-        stop.set()
-        t.join(10)
+    r, seen = polled(objs['steer'])
     assert not r.get('failed'), r
     assert r['changed'] and r['mode'] == 'generic' and r['plan']['action'] == 'switch_mode'
     assert r['prog']['id'] == first['id'] and r['prog']['map_ids'] == first['map_ids']
@@ -230,15 +230,7 @@ def test_attach_rerun_switch_replace_absent(clean, objs):
 
     # same mode, new program (different tag): atomic replace, never without a program,
     # and the pinned maps are reused (AF_XDP sockets stay registered)
-    seen.clear()
-    stop.clear()
-    t = threading.Thread(target=poll)
-    t.start()
-    try:
-        r = attach(objs['variant'], mode='generic')
-    finally:
-        stop.set()
-        t.join(10)
+    r, seen = polled(objs['variant'])
     assert not r.get('failed'), r
     assert r['changed'] and r['plan']['action'] == 'replace' and r['plan']['source'] == 'reload'
     assert r['prog']['tag'] != first['tag'] and r['prog']['id'] != first['id']
@@ -548,12 +540,7 @@ def test_redirect_into_socket_and_reattach_keeps_it(clean, objs, tmp_path):
         assert udp_burst(A1, 4242, wait=2) == 0
         assert delta(before)['redirected'] == N
     finally:
-        fwd.terminate()
-        try:
-            fwd.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            fwd.kill()
-            fwd.wait()
+        stop_process(fwd)
     # socket gone: matched packets fall back to the kernel again
     before = _bpf.read_steer_stats(PIN)
     assert udp_burst(A1, 4242) == N

@@ -7,7 +7,6 @@ socket is bound (but in the forwarder test), so the steered datagrams come out a
 finalizer, also when a test fails. About 30 s in all.
 """
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, attached_prog, copy_build, module_pids, pcapng_comments, run_module, run_playbook, sh, veth_bed
+from conftest import ROOT, attached_prog, copy_build, module_pids, pcapng_comments, run_module, run_playbook, sh, stop_process, veth_bed
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _capture
 
@@ -191,14 +190,9 @@ def test_playbook_fetches_the_capture_and_always_restores(bed, tmp_path):
 @pytest.fixture(scope='module')
 def fwd_bin(tmp_path_factory):
     """kbypass-fwd built from a private copy of files/forwarder (no races with others)."""
-    d = tmp_path_factory.mktemp('kbob_fwd')
-    src = os.path.join(ROOT, 'files', 'forwarder')
-    for name in os.listdir(src):
-        if name.endswith(('.c', '.h')) or name == 'Makefile':
-            shutil.copy(os.path.join(src, name), str(d))
-    subprocess.run(['make', '-C', str(d), 'kbypass-fwd'], check=True, capture_output=True,
-                   timeout=300)
-    return str(d / 'kbypass-fwd')
+    d = str(tmp_path_factory.mktemp('kbob_fwd') / 'forwarder')
+    return os.path.join(copy_build(os.path.join(ROOT, 'files', 'forwarder'), d, 'kbypass-fwd'),
+                        'kbypass-fwd')
 
 
 @pytest.fixture
@@ -216,12 +210,7 @@ def forwarder(bed, fwd_bin, tmp_path):
         assert stats.exists(), 'forwarder did not start: %s' % (proc.poll(),)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop_process(proc)
 
 
 def test_forwarder_keeps_its_socket_across_the_swaps(forwarder, bed, tmp_path):

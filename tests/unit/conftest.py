@@ -1,4 +1,4 @@
-"""Unit-test helpers (report_samples) are importable by name from every test file."""
+"""Unit-test helpers (report_samples, module_main) are importable by name from every test file."""
 import os
 import sys
 

@@ -20,10 +20,10 @@ import time
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
 from ansible_collections.kbypass.xdp.plugins.modules import afxdp_forwarder as mod
+from module_main import run_main  # tests/unit/module_main.py
 
 
 def params(**kw):
@@ -194,17 +194,9 @@ def bench(tmp_path):
         os.kill(pid, signal.SIGKILL)
 
 
-def run_main(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            mod.main()
-    out = capsys.readouterr().out
-    return json.loads(out)
-
-
-def test_main_lifecycle_with_stand_in(bench, capsys):
+def test_main_lifecycle_with_stand_in(bench):
     args = dict(bench, name='u1')
-    r = run_main(args, capsys)
+    r = run_main(mod, args)
     assert r['changed'] is True and r['operation'] == 'start' and r['running'] is True, r
     pid = r['pid']
     assert sv.read_pidfile(r['paths']['pid'])[0] == pid
@@ -213,17 +205,17 @@ def test_main_lifecycle_with_stand_in(bench, capsys):
     assert sv.read_json(r['paths']['args'])['argv'] == r['argv']
 
     # same arguments: no change, same process
-    r2 = run_main(args, capsys)
+    r2 = run_main(mod, args)
     assert r2['changed'] is False and r2['operation'] == 'none' and r2['pid'] == pid
 
     # check mode with another batch size: predicts a restart, touches nothing
-    r3 = run_main(dict(args, batch_size=128, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    r3 = run_main(mod, dict(args, batch_size=128, _ansible_check_mode=True, _ansible_diff=True))
     assert r3['changed'] is True and r3['operation'] == 'restart' and r3['pid'] == pid
     assert '--batch' in r3['diff']['after']['argv'] and '--batch' not in r3['diff']['before']['argv']
     assert sv.is_alive(pid)
 
     # the change for real: restarted with a new pid
-    r4 = run_main(dict(args, batch_size=128), capsys)
+    r4 = run_main(mod, dict(args, batch_size=128))
     assert r4['changed'] is True and r4['operation'] == 'restart' and r4['pid'] != pid
     assert not sv.is_alive(pid)
 
@@ -232,35 +224,35 @@ def test_main_lifecycle_with_stand_in(bench, capsys):
     deadline = time.time() + 5
     while sv.is_alive(r4['pid']) and time.time() < deadline:
         time.sleep(0.05)
-    r5 = run_main(dict(args, batch_size=128), capsys)
+    r5 = run_main(mod, dict(args, batch_size=128))
     assert r5['changed'] is True and r5['operation'] == 'start' and r5['pid'] != r4['pid']
 
     # stopped: gone, files removed; again: unchanged
-    r6 = run_main(dict(name='u1', state='stopped', state_dir=bench['state_dir']), capsys)
+    r6 = run_main(mod, dict(name='u1', state='stopped', state_dir=bench['state_dir']))
     assert r6['changed'] is True and r6['operation'] == 'stop' and r6['running'] is False
     assert not sv.is_alive(r5['pid'])
     assert os.listdir(bench['state_dir']) == []
-    r7 = run_main(dict(name='u1', state='stopped', state_dir=bench['state_dir']), capsys)
+    r7 = run_main(mod, dict(name='u1', state='stopped', state_dir=bench['state_dir']))
     assert r7['changed'] is False and r7['operation'] == 'none'
 
 
-def test_main_restarted_always_restarts(bench, capsys):
+def test_main_restarted_always_restarts(bench):
     args = dict(bench, name='u2')
-    r = run_main(args, capsys)
-    r2 = run_main(dict(args, state='restarted'), capsys)
+    r = run_main(mod, args)
+    r2 = run_main(mod, dict(args, state='restarted'))
     assert r2['changed'] is True and r2['operation'] == 'restart' and r2['pid'] != r['pid']
-    run_main(dict(name='u2', state='stopped', state_dir=bench['state_dir']), capsys)
+    run_main(mod, dict(name='u2', state='stopped', state_dir=bench['state_dir']))
 
 
-def test_main_check_mode_starts_nothing(bench, capsys):
-    r = run_main(dict(bench, name='u3', _ansible_check_mode=True), capsys)
+def test_main_check_mode_starts_nothing(bench):
+    r = run_main(mod, dict(bench, name='u3', _ansible_check_mode=True))
     assert r['changed'] is True and r['operation'] == 'start' and r['running'] is False
     assert not os.path.exists(bench['state_dir'])
     assert sv.find_processes(lambda argv: bench['binary'] in argv) == []
 
 
-def test_main_process_dies_at_start_reports_log_and_cleans_up(bench, capsys):
-    r = run_main(dict(bench, name='u4', batch_size=13), capsys)
+def test_main_process_dies_at_start_reports_log_and_cleans_up(bench):
+    r = run_main(mod, dict(bench, name='u4', batch_size=13))
     assert r['failed'] is True
     assert 'exited with status 1' in r['msg'] and 'no xsks_map pinned at /nowhere' in r['msg']
     assert sorted(os.listdir(bench['state_dir'])) == ['u4.log']  # log kept for the user
@@ -275,51 +267,51 @@ def test_main_process_dies_at_start_reports_log_and_cleans_up(bench, capsys):
                                         'steering program first (kbypass.xdp.xdp_attach)'),
     (dict(binary='/nonexistent/kbypass-fwd'), 'forwarder binary /nonexistent/kbypass-fwd is missing'),
 ])
-def test_main_missing_prerequisites_fail_and_change_nothing(bench, capsys, kw, needle):
-    r = run_main(dict(bench, name='u5', **kw), capsys)
+def test_main_missing_prerequisites_fail_and_change_nothing(bench, kw, needle):
+    r = run_main(mod, dict(bench, name='u5', **kw))
     assert r['failed'] is True and needle in r['msg'], r['msg']
     assert not os.path.exists(bench['state_dir'])
     # in check mode the same problems are warnings (earlier tasks did not run for real)
-    r = run_main(dict(bench, name='u5', _ansible_check_mode=True, **kw), capsys)
+    r = run_main(mod, dict(bench, name='u5', _ansible_check_mode=True, **kw))
     assert not r.get('failed') and any(needle in w for w in r['problems'])
     assert needle in json.dumps(r.get('warnings'))
     assert not os.path.exists(bench['state_dir'])
 
 
-def test_main_bad_arguments_fail_and_change_nothing(bench, capsys):
-    r = run_main(dict(bench, name='u6', mode='l2fwd', queues=[0, 0]), capsys)
+def test_main_bad_arguments_fail_and_change_nothing(bench):
+    r = run_main(mod, dict(bench, name='u6', mode='l2fwd', queues=[0, 0]))
     assert r['failed'] is True
     assert 'needs interface2' in r['msg'] and 'duplicates' in r['msg']
     assert not os.path.exists(bench['state_dir'])
-    r = run_main(dict(bench, name='u6', bind_mode='fast'), capsys)
+    r = run_main(mod, dict(bench, name='u6', bind_mode='fast'))
     assert r['failed'] is True and 'bind_mode' in r['msg']
 
 
-def test_main_stopped_cleans_stale_files(bench, capsys, tmp_path):
+def test_main_stopped_cleans_stale_files(bench, tmp_path):
     state = bench['state_dir']
     os.makedirs(state)
     paths = sv.InstancePaths('u7', state)
     sv.write_pidfile(paths.pid, 999999, 1)  # no such process
     sv.write_json_atomic(paths.args, {'argv': [bench['binary']], 'supervisor': 'process'})
-    r = run_main(dict(name='u7', state='stopped', state_dir=state, _ansible_check_mode=True), capsys)
+    r = run_main(mod, dict(name='u7', state='stopped', state_dir=state, _ansible_check_mode=True))
     assert r['changed'] is True and r['operation'] == 'cleanup'
     assert os.path.exists(paths.pid)
-    r = run_main(dict(name='u7', state='stopped', state_dir=state), capsys)
+    r = run_main(mod, dict(name='u7', state='stopped', state_dir=state))
     assert r['changed'] is True and r['operation'] == 'cleanup'
     assert sorted(r['removed']) == sorted([paths.pid, paths.args])
     assert os.listdir(state) == []
 
 
-def test_main_stale_pidfile_of_reused_pid_is_not_ours(bench, capsys):
+def test_main_stale_pidfile_of_reused_pid_is_not_ours(bench):
     """A pidfile naming a live process that is not our forwarder (pid reused) -> start."""
     state = bench['state_dir']
     os.makedirs(state)
     paths = sv.InstancePaths('u8', state)
     sv.write_pidfile(paths.pid, os.getpid(), sv.proc_stat(os.getpid())['start_time'] + 7)
     sv.write_json_atomic(paths.args, {'argv': [bench['binary']], 'supervisor': 'process'})
-    r = run_main(dict(bench, name='u8'), capsys)
+    r = run_main(mod, dict(bench, name='u8'))
     assert r['operation'] == 'start' and r['pid'] != os.getpid()
-    run_main(dict(name='u8', state='stopped', state_dir=state), capsys)
+    run_main(mod, dict(name='u8', state='stopped', state_dir=state))
     assert os.listdir(state) == []
 
 
@@ -391,11 +383,11 @@ def fake_systemd(bench, tmp_path, monkeypatch):
             pass
 
 
-def test_main_systemd_supervisor_with_fake_systemctl(bench, fake_systemd, capsys):
+def test_main_systemd_supervisor_with_fake_systemctl(bench, fake_systemd):
     """systemd is not PID 1 here: a recorded stand-in for systemctl runs the drop-in's
     ExecStart, so the module's unit path (drop-in, MainPID, idempotence, stop) is exercised."""
     args = dict(bench, name='u9', supervisor='auto', cpus=[0])
-    r = run_main(args, capsys)
+    r = run_main(mod, args)
     assert not r.get('failed'), r
     assert r['supervisor'] == 'systemd' and r['operation'] == 'start' and r['running'] is True
     dropin = fake_systemd['units'] / 'kbypass-fwd@u9.service.d' / '50-kbypass.conf'
@@ -405,25 +397,25 @@ def test_main_systemd_supervisor_with_fake_systemctl(bench, fake_systemd, capsys
     assert r['pid'] == mainpid and r['stats']['pid'] == mainpid
     assert 'restart kbypass-fwd@u9.service' in fake_systemd['calls'].read_text()
 
-    r2 = run_main(args, capsys)
+    r2 = run_main(mod, args)
     assert r2['changed'] is False and r2['pid'] == mainpid
 
-    r3 = run_main(dict(name='u9', state='stopped', state_dir=bench['state_dir'],
-                       supervisor='auto'), capsys)
+    r3 = run_main(mod, dict(name='u9', state='stopped', state_dir=bench['state_dir'],
+                            supervisor='auto'))
     assert r3['changed'] is True and r3['operation'] == 'stop'
     assert not sv.is_alive(mainpid) and not dropin.exists()
     assert 'stop kbypass-fwd@u9.service' in fake_systemd['calls'].read_text()
     assert os.listdir(bench['state_dir']) == []
 
 
-def test_main_systemd_requested_without_systemd_fails_clearly(bench, capsys, monkeypatch):
+def test_main_systemd_requested_without_systemd_fails_clearly(bench, monkeypatch):
     monkeypatch.setattr(sv, 'systemd_is_pid1', lambda *a, **k: False)
-    r = run_main(dict(bench, name='u10', supervisor='systemd'), capsys)
+    r = run_main(mod, dict(bench, name='u10', supervisor='systemd'))
     assert r['failed'] is True and 'systemd is not PID 1' in r['msg']
     assert not os.path.exists(bench['state_dir'])
     # stopping is still possible (nothing can run under systemd): no error, no change
-    r = run_main(dict(name='u10', state='stopped', supervisor='systemd',
-                      state_dir=bench['state_dir']), capsys)
+    r = run_main(mod, dict(name='u10', state='stopped', supervisor='systemd',
+                           state_dir=bench['state_dir']))
     assert not r.get('failed') and r['changed'] is False
 
 
@@ -479,22 +471,22 @@ def test_busy_queue_is_named_before_starting():
     assert mod.busy_queue_problems('veth0', 'ns1', [2], others) == []
 
 
-def test_failed_restart_brings_the_old_one_back(bench, capsys):
+def test_failed_restart_brings_the_old_one_back(bench):
     """#17 item 2: validation passed, the binary refused the new argv after the old
     process was stopped: the old configuration runs again and the task says changed."""
     args = dict(bench, name='u10')
-    first = run_main(args, capsys)
-    r = run_main(dict(args, batch_size=13), capsys)  # the stand-in exits 1 on --batch 13
+    first = run_main(mod, args)
+    r = run_main(mod, dict(args, batch_size=13))  # the stand-in exits 1 on --batch 13
     assert r['failed'] is True and r['changed'] is True, r
     assert 'previous configuration was started again' in r['msg']
     assert r['running'] is True and r['pid'] != first['pid'] and sv.is_alive(r['pid'])
     assert '--batch' not in sv.read_json(r['paths']['args'])['argv']
-    again = run_main(args, capsys)
+    again = run_main(mod, args)
     assert again['changed'] is False and again['pid'] == r['pid']
-    run_main(dict(name='u10', state='stopped', state_dir=bench['state_dir']), capsys)
+    run_main(mod, dict(name='u10', state='stopped', state_dir=bench['state_dir']))
 
 
-def test_failed_start_quotes_only_its_own_log_lines(bench, capsys):
+def test_failed_start_quotes_only_its_own_log_lines(bench):
     """#17 item 10: an earlier run's last line is not this failure's reason."""
     state = bench['state_dir']
     os.makedirs(state)
@@ -504,23 +496,23 @@ def test_failed_start_quotes_only_its_own_log_lines(bench, capsys):
     with open(silent, 'w') as f:
         f.write('#!/bin/sh\nexit 3\n')
     os.chmod(silent, 0o755)
-    r = run_main(dict(bench, name='u11', binary=silent), capsys)
+    r = run_main(mod, dict(bench, name='u11', binary=silent))
     assert r['failed'] is True and 'exited with status 3' in r['msg']
     assert 'stale reason' not in r['msg'], r['msg']
 
 
-def test_instances_in_the_state_dir_are_returned(bench, capsys):
+def test_instances_in_the_state_dir_are_returned(bench):
     """#13 item 5: the role takes instance names from the module, not from a regex."""
     state = bench['state_dir']
     os.makedirs(state)
     for f in ('a.pid', 'a.args.json', 'b.stats.json', 'c.d.log', '.x.tmp.1', 'junk'):
         open(os.path.join(state, f), 'w').close()
-    r = run_main(dict(name='zz', state='stopped', state_dir=state), capsys)
+    r = run_main(mod, dict(name='zz', state='stopped', state_dir=state))
     assert r['instances'] == ['a', 'b', 'c.d'], r
 
 
 @pytest.mark.parametrize('state_dir,needle', [('/proc/kbr', 'pseudo file system'),
                                               ('run/kbr', 'is relative')])
-def test_state_dir_is_checked_first(bench, capsys, state_dir, needle):
-    r = run_main(dict(bench, name='u12', state_dir=state_dir), capsys)
+def test_state_dir_is_checked_first(bench, state_dir, needle):
+    r = run_main(mod, dict(bench, name='u12', state_dir=state_dir))
     assert r['failed'] is True and needle in r['msg'] and '[Errno' not in r['msg']

@@ -4,22 +4,15 @@ import importlib.util
 import json
 import os
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bench
 from ansible_collections.kbypass.xdp.plugins.modules import bench_report as br
+from module_main import run_main  # tests/unit/module_main.py
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 
 
 def run(capsys, args, check=False):
-    if check:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            br.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(br, args, check)
 
 
 def spread(v):

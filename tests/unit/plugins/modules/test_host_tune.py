@@ -1,12 +1,11 @@
 """host_tune: defaults-file editing, forwarder affinity judgement, input checks."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.kbypass.xdp.plugins.modules import host_tune as m
+from module_main import run_main  # tests/unit/module_main.py
 
 DEFAULTS = '''#Configuration for the irqbalance daemon
 #IRQBALANCE_ONESHOT=
@@ -100,12 +99,9 @@ def test_validate_rejects_before_touching(args, fragment):
     ({'irqbalance_banned_cpus': '3-1'}, 'invalid CPU range'),
     ({'check_process': 'kbypass-fwd'}, 'expected_cpus'),
 ])
-def test_main_bad_input(args, fragment, monkeypatch, capsys):
+def test_main_bad_input(args, fragment, monkeypatch):
     monkeypatch.setattr(m, 'fs_op', lambda *a, **k: pytest.fail('touched the host'))
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            m.main()
-    res = json.loads(capsys.readouterr().out)
+    res = run_main(m, args)
     assert res['failed'] and fragment in res['msg']
 
 

@@ -9,12 +9,11 @@ argument tests replace ``read_state``/``apply`` with functions that fail the tes
 from __future__ import annotations
 
 import copy
-import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.kbypass.xdp.plugins.modules import netns_veth as m
+from module_main import run_main  # tests/unit/module_main.py
 
 SEED = {
     'namespaces': ['ns1', 'ns2'],
@@ -270,38 +269,30 @@ def test_diff_view_keys():
 
 
 # ------------------------------------------------------------------ the module entry point
-def _run_main(args, monkeypatch, capsys):
-    def boom(*_a, **_k):
-        raise AssertionError('the kernel was touched')
-    monkeypatch.setattr(m, 'read_state', boom)
-    monkeypatch.setattr(m, 'apply', boom)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            m.main()
-    return json.loads(capsys.readouterr().out)
+def _run_main(args, monkeypatch):
+    for name in ('read_state', 'apply'):
+        monkeypatch.setattr(m, name, lambda *a, **k: pytest.fail('the kernel was touched'))
+    return run_main(m, args)
 
 
-def test_main_rejects_bad_input_before_reading(monkeypatch, capsys):
+def test_main_rejects_bad_input_before_reading(monkeypatch):
     a = copy.deepcopy(SEED)
     a['links'][0]['name'] = 'x' * 16
-    res = _run_main(a, monkeypatch, capsys)
+    res = _run_main(a, monkeypatch)
     assert res['failed'] and 'nothing was changed' in res['msg'] and 'at most 15' in res['msg']
 
 
-def test_main_argument_spec(monkeypatch, capsys):
-    res = _run_main({'links': [{'name': 'a0'}]}, monkeypatch, capsys)
+def test_main_argument_spec(monkeypatch):
+    res = _run_main({'links': [{'name': 'a0'}]}, monkeypatch)
     assert res['failed'] and 'peer' in res['msg']
-    res = _run_main({'state': 'gone'}, monkeypatch, capsys)
+    res = _run_main({'state': 'gone'}, monkeypatch)
     assert res['failed'] and 'state' in res['msg']
 
 
-def test_main_converged_unchanged(monkeypatch, capsys):
+def test_main_converged_unchanged(monkeypatch):
     monkeypatch.setattr(m, 'read_state', lambda d: seed_current())
     monkeypatch.setattr(m, 'apply', lambda *a, **k: pytest.fail('applied with nothing to do'))
-    with patch_module_args(dict(SEED, _ansible_diff=True)):
-        with pytest.raises(SystemExit):
-            m.main()
-    res = json.loads(capsys.readouterr().out)
+    res = run_main(m, dict(SEED, _ansible_diff=True))
     assert res['changed'] is False and res['actions'] == []
     # the diff shows what was read, not two copies of nothing
     after = res['diff']['after']['links']
@@ -334,7 +325,7 @@ def test_mtu_68_without_ipv6_is_fine():
     assert m.normalise(a)[1] == []
 
 
-def test_failure_after_creations_removes_them_again(monkeypatch, capsys):
+def test_failure_after_creations_removes_them_again(monkeypatch):
     """The kernel refuses the 4th action: what this call created goes again, nothing
     else stays changed, and the message names the kernel's reason in words."""
     applied = []
@@ -347,17 +338,14 @@ def test_failure_after_creations_removes_them_again(monkeypatch, capsys):
     monkeypatch.setattr(m, 'read_state', lambda d: EMPTY)
     monkeypatch.setattr(m, 'apply', fake_apply)
     monkeypatch.setattr(m, 'require_pyroute2', lambda module: None)
-    with patch_module_args(copy.deepcopy(SEED)):
-        with pytest.raises(SystemExit):
-            m.main()
-    res = json.loads(capsys.readouterr().out)
+    res = run_main(m, copy.deepcopy(SEED))
     assert res['failed'] and res['changed'] is False, res
     assert 'Numerical result out of range' in res['msg'] and '(34,' not in res['msg']
     assert 'still changed: nothing' in res['msg']
     assert applied[-3:] == ['delete_link', 'delete_netns', 'delete_netns'], applied
 
 
-def test_failure_after_a_change_of_an_existing_link_says_changed(monkeypatch, capsys):
+def test_failure_after_a_change_of_an_existing_link_says_changed(monkeypatch):
     cur = seed_current()
     new = copy.deepcopy(SEED)
     new['links'][0]['mtu'] = 9000
@@ -369,10 +357,7 @@ def test_failure_after_a_change_of_an_existing_link_says_changed(monkeypatch, ca
     monkeypatch.setattr(m, 'read_state', lambda d: cur)
     monkeypatch.setattr(m, 'apply', fake_apply)
     monkeypatch.setattr(m, 'require_pyroute2', lambda module: None)
-    with patch_module_args(new):
-        with pytest.raises(SystemExit):
-            m.main()
-    res = json.loads(capsys.readouterr().out)
+    res = run_main(m, new)
     assert res['failed'] and res['changed'] is True, res
     assert 'set mtu 9000 on veth0@ns1' in res['actions']
     assert 'Invalid argument' in res['msg'] and '[Errno' not in res['msg']

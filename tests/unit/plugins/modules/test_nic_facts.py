@@ -1,17 +1,17 @@
 """nic_facts: input normalisation, statistics selection, IRQ fact shape; bad input fails."""
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kbypass.xdp.plugins.module_utils import _common
 from ansible_collections.kbypass.xdp.plugins.modules import nic_facts as m
+from module_main import run_main  # tests/unit/module_main.py
 
 
 def test_normalize_interfaces_mixed():
-    got = m.normalize_interfaces(['eth0', {'name': 'veth0', 'netns': 'ns1'}, {'name': 'v'}],
-                                 default_netns='nsd')
+    got = _common.normalize_interfaces(['eth0', {'name': 'veth0', 'netns': 'ns1'}, {'name': 'v'}],
+                                       default_netns='nsd')
     assert got == [{'name': 'eth0', 'netns': 'nsd'}, {'name': 'veth0', 'netns': 'ns1'},
                    {'name': 'v', 'netns': 'nsd'}]
 
@@ -22,7 +22,7 @@ def test_normalize_interfaces_mixed():
 ])
 def test_normalize_interfaces_rejects(items, fragment):
     with pytest.raises(ValueError) as exc:
-        m.normalize_interfaces(items)
+        _common.normalize_interfaces(items)
     assert fragment in str(exc.value)
 
 
@@ -44,22 +44,45 @@ def test_irq_facts_formats_cpulists():
                                        'effective_affinity_list': '1'}]
 
 
-def test_fact_key():
-    assert m.fact_key('veth0', 'ns1') == 'ns1/veth0' and m.fact_key('eth0', None) == 'eth0'
+class _Exit(Exception):
+    pass
 
 
-def test_main_bad_input(monkeypatch, capsys):
+class _Module(object):
+    params = {'ignore_missing': True}
+
+    def exit_json(self, **kw):
+        raise _Exit(kw)
+
+    fail_json = exit_json
+
+
+def test_interface_facts_keys_and_missing():
+    """Facts are keyed netns/name (name in the root namespace); a missing interface is
+    reported with ignore_missing, fails the module without it."""
+    items = [{'name': 'veth0', 'netns': 'ns1'}, {'name': 'eth0', 'netns': None}]
+
+    def gather(it):
+        return dict(it, exists=it['netns'] is None, error='gone')
+    with pytest.raises(_Exit) as exc:
+        _common.exit_interface_facts(_Module(), items, gather, 'kb')
+    got = exc.value.args[0]
+    assert sorted(got['ansible_facts']['kb']) == ['eth0', 'ns1/veth0'] and not got['changed']
+    module = _Module()
+    module.params = {'ignore_missing': False}
+    with pytest.raises(_Exit) as exc:
+        _common.exit_interface_facts(module, items, gather, 'kb')
+    assert exc.value.args[0] == {'msg': 'gone (set ignore_missing: true to report it instead)'}
+    assert _common.missing_error('v', 'n', False) == 'network namespace n does not exist'
+    assert _common.missing_error('v', 'n', True) == 'interface v does not exist in netns n'
+
+
+def test_main_bad_input(monkeypatch):
     monkeypatch.setattr(m, 'gather', lambda *a, **k: pytest.fail('gathered on bad input'))
-    with patch_module_args({'interfaces': [{'name': 'a', 'bogus': 1}]}):
-        with pytest.raises(SystemExit):
-            m.main()
-    res = json.loads(capsys.readouterr().out)
+    res = run_main(m, {'interfaces': [{'name': 'a', 'bogus': 1}]})
     assert res['failed'] and 'bad input' in res['msg']
 
 
-def test_main_bad_regex(monkeypatch, capsys):
+def test_main_bad_regex(monkeypatch):
     monkeypatch.setattr(m, 'gather', lambda *a, **k: pytest.fail('gathered on bad input'))
-    with patch_module_args({'interfaces': ['eth0'], 'statistics_filter': ['(']}):
-        with pytest.raises(SystemExit):
-            m.main()
-    assert json.loads(capsys.readouterr().out)['failed']
+    assert run_main(m, {'interfaces': ['eth0'], 'statistics_filter': ['(']})['failed']

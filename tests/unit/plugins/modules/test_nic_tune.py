@@ -5,14 +5,13 @@ output (no such NIC here); the integration test exercises the real kernel.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.kbypass.xdp.plugins.module_utils import _ethtool
 from ansible_collections.kbypass.xdp.plugins.modules import nic_tune as m
+from module_main import run_main  # tests/unit/module_main.py
 
 FIX = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures')
 
@@ -202,15 +201,10 @@ def test_restore_deletes_only_rules_we_added_that_still_exist():
     assert plan['changes'] == {'rules_delete': [1022]}
 
 
-def _run_main(args, monkeypatch, capsys):
-    def boom(*a, **k):
-        raise AssertionError('the device was touched')
-    monkeypatch.setattr(m, 'read_current', boom)
-    monkeypatch.setattr(m, 'apply_changes', boom)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            m.main()
-    return json.loads(capsys.readouterr().out)
+def _run_main(args, monkeypatch):
+    for name in ('read_current', 'apply_changes'):
+        monkeypatch.setattr(m, name, lambda *a, **k: pytest.fail('the device was touched'))
+    return run_main(m, args)
 
 
 @pytest.mark.parametrize('args,fragment', [
@@ -221,8 +215,8 @@ def _run_main(args, monkeypatch, capsys):
     ({'name': 'veth0', 'netns': 'kbtt-does-not-exist'}, 'does not exist'),
     ({'name': 'veth0', 'channels': {'bogus': 1}}, 'bogus'),
 ])
-def test_main_rejects_bad_input_before_touching_anything(args, fragment, monkeypatch, capsys):
-    res = _run_main(args, monkeypatch, capsys)
+def test_main_rejects_bad_input_before_touching_anything(args, fragment, monkeypatch):
+    res = _run_main(args, monkeypatch)
     assert res['failed'] and fragment in res['msg']
 
 

@@ -1,26 +1,18 @@
 """Unit tests for the OVS modules' pure parts and verify_report's OVS section."""
 import json
 
-import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _ovs
 from ansible_collections.kbypass.xdp.plugins.modules import ovs_bridge
 from ansible_collections.kbypass.xdp.plugins.modules import verify_report as vr
+from module_main import run_main  # tests/unit/module_main.py
 from report_samples import good_data  # tests/unit/report_samples.py
 from ovs_samples import probe  # tests/unit/ovs_samples.py
 
 
-def run_report(capsys, args):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            vr.main()
-    return json.loads(capsys.readouterr().out)
-
-
-def test_ovs_only_report(tmp_path, capsys):
-    out = run_report(capsys, {'host': 'h', 'data': {}, 'ovs': probe(),
-                              'report_dir': str(tmp_path), 'plot': False})
+def test_ovs_only_report(tmp_path):
+    out = run_main(vr, {'host': 'h', 'data': {}, 'ovs': probe(),
+                        'report_dir': str(tmp_path), 'plot': False})
     assert out['ok'] and out['verdict']['ovs']['ok']
     md = (tmp_path / 'verify-h.md').read_text()
     assert md.startswith('# kbypass.xdp verify — h\n\n**Verdict: PASS**')
@@ -30,10 +22,10 @@ def test_ovs_only_report(tmp_path, capsys):
     assert out['summary'][-1].startswith('h: OVS PASS')
 
 
-def test_ovs_failure_fails_the_whole_report(tmp_path, capsys):
-    out = run_report(capsys, {'host': 'h', 'data': good_data(), 'plot': False,
-                              'ovs': probe(ping={'sent': 3, 'received': 0}),
-                              'report_dir': str(tmp_path)})
+def test_ovs_failure_fails_the_whole_report(tmp_path):
+    out = run_main(vr, {'host': 'h', 'data': good_data(), 'plot': False,
+                        'ovs': probe(ping={'sent': 3, 'received': 0}),
+                        'report_dir': str(tmp_path)})
     assert not out['ok']
     assert out['msg'] == 'OVS: ping through the bridge: 0 of 3 replies'
     md = (tmp_path / 'verify-h.md').read_text()
@@ -72,33 +64,30 @@ def test_refused_names_the_port_and_the_forced_mode():
     assert 'xdp-mode native-with-zerocopy was forced' in msgs[0]
 
 
-def run_module(capsys, module, args, monkeypatch, bins=()):
+def run_module(module, args, monkeypatch, bins=()):
     """Run ``module.main()`` with only ``bins`` found in PATH."""
     from ansible.module_utils import basic
     monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path',
                         lambda self, name, *a, **k: '/usr/bin/' + name if name in bins else None)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(module, args)
 
 
-def test_missing_open_vswitch_is_named(capsys, monkeypatch, tmp_path):
+def test_missing_open_vswitch_is_named(monkeypatch, tmp_path):
     from ansible_collections.kbypass.xdp.plugins.modules import ovs_service
-    out = run_module(capsys, ovs_service, {'state': 'started', 'state_dir': str(tmp_path),
-                                           'run_dir': str(tmp_path)}, monkeypatch)
+    out = run_module(ovs_service, {'state': 'started', 'state_dir': str(tmp_path),
+                                   'run_dir': str(tmp_path)}, monkeypatch)
     assert out['failed'] and out['msg'].startswith('Open vSwitch is not installed here')
-    out = run_module(capsys, ovs_bridge, {'name': 'br'}, monkeypatch)
+    out = run_module(ovs_bridge, {'name': 'br'}, monkeypatch)
     assert out['failed'] and 'openvswitch-switch' in out['msg']
     # removing from a host without Open vSwitch has nothing to do
-    out = run_module(capsys, ovs_bridge, {'name': 'br', 'state': 'absent'}, monkeypatch)
+    out = run_module(ovs_bridge, {'name': 'br', 'state': 'absent'}, monkeypatch)
     assert not out.get('failed') and out['changed'] is False
 
 
-def test_stopping_daemons_someone_else_started_leaves_them(capsys, monkeypatch, tmp_path):
+def test_stopping_daemons_someone_else_started_leaves_them(monkeypatch, tmp_path):
     from ansible_collections.kbypass.xdp.plugins.modules import ovs_service
     monkeypatch.setattr(ovs_service.Service, 'running', lambda self: True)
-    out = run_module(capsys, ovs_service, {'state': 'stopped', 'state_dir': str(tmp_path)},
+    out = run_module(ovs_service, {'state': 'stopped', 'state_dir': str(tmp_path)},
                      monkeypatch, bins=('ovs-vsctl',))
     assert out['changed'] is False and out['running'] is True and out['ours'] is False
     assert 'not started by kbypass.xdp' in json.dumps(out['warnings'])

@@ -2,10 +2,10 @@
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _probe
 from ansible_collections.kbypass.xdp.plugins.modules import traffic_probe as tp
+from module_main import run_main  # tests/unit/module_main.py
 
 
 def params(**kw):
@@ -48,21 +48,15 @@ def test_read_forwarder_missing_and_dead(tmp_path):
     assert data['rx_packets'] == 3 and data['_alive'] is False and data['_fresh'] is False
 
 
-def test_module_rejects_bad_input_before_touching_anything(capsys):
+def test_module_rejects_bad_input_before_touching_anything():
     args = params(dut_addresses=['not-an-ip'], dut_netns='kbmol-does-not-exist')
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            tp.main()
-    out = json.loads(capsys.readouterr().out)
+    out = run_main(tp, args)
     assert out['failed'] is True
     assert "'not-an-ip' is not an IP address" in out['msg']
 
 
-def test_module_missing_namespace_is_actionable(capsys):
-    with patch_module_args(params(dut_netns='kbmolnone1', peer_netns='kbmolnone2')):
-        with pytest.raises(SystemExit):
-            tp.main()
-    out = json.loads(capsys.readouterr().out)
+def test_module_missing_namespace_is_actionable():
+    out = run_main(tp, params(dut_netns='kbmolnone1', peer_netns='kbmolnone2'))
     assert out['failed'] is True
     assert "network namespace 'kbmolnone1' does not exist: run the testbed role first" in out['msg']
 

@@ -2,19 +2,14 @@
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.kbypass.xdp.plugins.modules import verify_report as vr
+from module_main import run_main  # tests/unit/module_main.py
 from report_samples import fwd, good_data, kernel_view  # tests/unit/report_samples.py
 
 
 def run(capsys, args, check=False):
-    if check:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            vr.main()
-    return json.loads(capsys.readouterr().out)
+    return run_main(vr, args, check)
 
 
 def test_pass_writes_markdown_json_and_png(tmp_path, capsys):

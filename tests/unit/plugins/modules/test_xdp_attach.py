@@ -8,13 +8,12 @@ the kernel-facing entry points with functions that fail the test if called.
 """
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.kbypass.xdp.plugins.module_utils import _attach
 from ansible_collections.kbypass.xdp.plugins.modules import xdp_attach as m
+from module_main import run_main  # tests/unit/module_main.py
 
 MAPS = {
     'xsks_map': {'id': 1, 'type': 'xskmap', 'key_size': 4, 'value_size': 4, 'max_entries': 64, 'flags': 0},
@@ -186,13 +185,6 @@ def no_kernel(monkeypatch):
     monkeypatch.setattr(_attach.Attachment, 'absent', boom)
 
 
-def run_main(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            m.main()
-    return json.loads(capsys.readouterr().out)
-
-
 @pytest.mark.parametrize('args, text', [
     ({'interface': 'veth0', 'ports': [0]}, 'between 1 and 65535'),
     ({'interface': 'veth0', 'mode': 'turbo'}, 'mode'),
@@ -200,12 +192,12 @@ def run_main(args, capsys):
     ({}, 'interface'),
     ({'interface': 'veth0', 'netns': '../etc'}, 'invalid'),
 ])
-def test_bad_arguments_fail_before_kernel(args, text, capsys, no_kernel):
-    out = run_main(args, capsys)
+def test_bad_arguments_fail_before_kernel(args, text, no_kernel):
+    out = run_main(m, args)
     assert out['failed'] and text in out['msg'], out
 
 
-def test_missing_netns_fails_with_hint(capsys, no_kernel, monkeypatch):
+def test_missing_netns_fails_with_hint(no_kernel, monkeypatch):
     monkeypatch.setattr(m.os.path, 'exists', lambda p: False if p.startswith('/run/netns') else True)
-    out = run_main({'interface': 'veth0', 'netns': 'kbtbnone'}, capsys)
+    out = run_main(m, {'interface': 'veth0', 'netns': 'kbtbnone'})
     assert out['failed'] and 'does not exist' in out['msg']

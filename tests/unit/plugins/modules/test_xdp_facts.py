@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.kbypass.xdp.plugins.modules import xdp_facts as m
+from module_main import run_main  # tests/unit/module_main.py
 
 NET_SHOW = json.loads('[{"xdp":[{"devname":"kbttv0","ifindex":2,"mode":"driver","id":101}],'
                       '"tc":[],"flow_dissector":[]}]')
@@ -43,10 +43,7 @@ def test_normalize_interfaces_pin_dir():
         m.normalize_interfaces([{'name': 'a', 'mode': 'x'}])
 
 
-def test_main_bad_input(monkeypatch, capsys):
+def test_main_bad_input(monkeypatch):
     monkeypatch.setattr(m, 'Inspector', lambda *a: pytest.fail('inspected on bad input'))
-    with patch_module_args({'interfaces': ['bad name']}):
-        with pytest.raises(SystemExit):
-            m.main()
-    res = json.loads(capsys.readouterr().out)
+    res = run_main(m, {'interfaces': ['bad name']})
     assert res['failed'] and 'whitespace' in res['msg']
