@@ -349,14 +349,23 @@ def _point_at(result, percent):
 
 
 def render_fleet(hosts):
-    """The inventory's table: one row per host and path, columns per frame size.
-
-    ``hosts`` maps host names to their runs (``{'results': [...]}``).
+    """The inventory's tables: first what each host is (hosts differ in CPUs, kernel, load,
+    and the bench may pin other CPUs per host), then one row per host and path, columns per
+    frame size. ``hosts`` maps host names to their runs (the per-host JSON).
     """
     sizes = sorted({r['size'] for run in hosts.values() for r in run['results']})
     out = ['# kbypass.xdp benchmark — fleet', '',
-           'Zero-loss throughput (RFC 2544) / maximum delivered, per frame size. '
-           'Each host has its own report beside this file.', '']
+           'Each host has its own report (plots, sweep points) beside this file.', '',
+           '| host | run at | profile | topology | kernel | CPUs | generator / DUT CPU | load before |',
+           '|---|---|---|---|---|---|---|---|']
+    for host in sorted(hosts):
+        run, env = hosts[host], hosts[host].get('environment') or {}
+        out.append('| %s | %s | %s | %s | %s | %s | %s / %s | %s |' % (
+            host, run.get('timestamp', '?'), run.get('profile', '?'), run.get('topology', '?'),
+            env.get('kernel', '?'), env.get('cpus', '?'), env.get('gen_cpu', '?'),
+            env.get('dut_cpu', '?'), env.get('loadavg', '?')))
+    out += ['', 'Zero-loss throughput (RFC 2544) / maximum delivered per frame size; in brackets '
+            'the CPU seconds per million packets at 50 % of the maximum.', '']
     out.append('| host | path | ' + ' | '.join('%d B zero-loss / max' % s for s in sizes) + ' |')
     out.append('|---|---|' + '---|' * len(sizes))
     for host in sorted(hosts):
@@ -367,9 +376,9 @@ def render_fleet(hosts):
             cells = []
             for size in sizes:
                 r = by.get((path, size))
-                cells.append('%spps / %spps' % (fmt_pps(r['zero_loss']['rate']),
-                                                fmt_pps(r['max']['delivered_pps']))
-                             if r else '—')
+                cells.append('%spps / %spps (%s)' % (
+                    fmt_pps(r['zero_loss']['rate']), fmt_pps(r['max']['delivered_pps']),
+                    _med((_point_at(r, 50) or {}).get('cpu_s_per_mpkt'), 2)) if r else '—')
             out.append('| %s | %s | %s |' % (host, path, ' | '.join(cells)))
     out.append('')
     return '\n'.join(out)

@@ -367,10 +367,13 @@ def _systemd_quote(arg):
     return '"%s"' % arg.replace('\\', '\\\\').replace('"', '\\"').replace('$', '$$').replace('%', '%%')
 
 
-def render_systemd_dropin(argv, cpus=None):
-    """Drop-in that gives one template instance its exact command line and affinity."""
+def render_systemd_dropin(argv, cpus=None, log=None):
+    """Drop-in that gives one template instance its exact command line and affinity, and
+    its log in the instance's own state dir (the template's is the forwarder role's)."""
     lines = ['# Written by kbypass.xdp.afxdp_forwarder: do not edit.', '[Service]',
              'ExecStart=', 'ExecStart=' + ' '.join(_systemd_quote(a) for a in argv)]
+    if log:
+        lines.append('StandardOutput=append:' + log)
     if cpus:
         lines.append('CPUAffinity=' + ' '.join(str(c) for c in sorted(set(cpus))))
     return '\n'.join(lines) + '\n'
@@ -405,11 +408,11 @@ class SystemdUnit(object):
         rc, _out, _err = self._ctl('is-active', '--quiet', self.unit)
         return rc == 0
 
-    def start(self, argv, cpus=None):
+    def start(self, argv, cpus=None, log=None):
         d = os.path.dirname(self.dropin)
         if not os.path.isdir(d):
             os.makedirs(d, 0o755)
-        write_file_atomic(self.dropin, render_systemd_dropin(argv, cpus))
+        write_file_atomic(self.dropin, render_systemd_dropin(argv, cpus, log))
         for args in (('daemon-reload',), ('reset-failed', self.unit), ('restart', self.unit)):
             rc, out, err = self._ctl(*args)
             if rc != 0 and args[0] != 'reset-failed':

@@ -727,7 +727,7 @@ class Forwarder(object):
         popen = None
         if self.unit is not None:
             try:
-                pid = self.unit.start(argv, cpus)
+                pid = self.unit.start(argv, cpus, self.paths.log)
             except RuntimeError as e:
                 return None, None, str(e)
         else:

@@ -16,9 +16,10 @@ description:
     C(bench-<host>-delivered.png) (delivered vs offered load with the ideal line),
     C(bench-<host>-loss.png), C(bench-<host>-rtt.png) (RTT p50/p99/p99.9 vs offered load) and
     C(bench-<host>-cpu.png) (CPU seconds per million packets per path)."
-  - "O(scope=fleet): writes C(bench-fleet.md) and C(bench-fleet.json), one table comparing every
-    host's zero-loss and maximum rates side by side, from the per-host JSON files in
-    O(report_dir)."
+  - "O(scope=fleet): writes C(bench-fleet.md) (what each host is: kernel, CPUs, the CPUs the
+    bench used, load; then one table comparing every host's zero-loss and maximum rates and CPU
+    cost side by side) and C(bench-fleet.json) (every host's run), from the per-host JSON files
+    in O(report_dir)."
   - "Meant to run on the controller (C(delegate_to: localhost))."
 author:
   - kbypass.xdp developers (@kbypass)
@@ -304,7 +305,7 @@ def fleet_files(module, hosts, report_dir):
     base = os.path.join(report_dir, 'bench-fleet')
     files = {'markdown': base + '.md', 'json': base + '.json'}
     content = {'markdown': (_bench.render_fleet(runs) + '\n').encode(),
-               'json': _bench.render_json(dict((h, r.get('results')) for h, r in runs.items())).encode()}
+               'json': _bench.render_json(runs).encode()}
     summary = []
     for host in sorted(runs):
         summary.extend(_bench.summary_lines(runs[host].get('results') or [], host))

@@ -224,6 +224,9 @@ def test_render_systemd_dropin():
         'ExecStart=/usr/local/bin/kbypass-fwd --iface veth0 --stats-file "/run/kbypass/forwarder/a b.json"')
     assert 'CPUAffinity=1 3' in lines
     assert 'CPUAffinity' not in sv.render_systemd_dropin(['/bin/x'], [])
+    # the log goes to the instance's state dir, not the template's (a bench's own state dir)
+    assert 'StandardOutput=append:/run/kbypass/bench/b.log' in sv.render_systemd_dropin(
+        ['/bin/x'], [], '/run/kbypass/bench/b.log').splitlines()
 
 
 def test_systemd_unit_start_stop_sequence(tmp_path):

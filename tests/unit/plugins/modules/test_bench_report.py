@@ -71,6 +71,9 @@ def test_fleet_table_from_the_hosts_reports(tmp_path, capsys):
     assert table.index('| h1 | afxdp-echo |') < table.index('| h2 | afxdp-echo |')
     assert '| 64 B zero-loss / max | 1500 B zero-loss / max |' in table
     assert 'no benchmark of gone' in json.dumps(out), out.keys()
+    # the fleet JSON holds every host's whole run, not only its figures
+    fleet = json.loads((tmp_path / 'bench-fleet.json').read_text())
+    assert sorted(fleet) == ['h1', 'h2'] and fleet['h1']['profile'] == RUN['profile']
 
 
 def test_a_host_name_that_is_no_file_name_is_refused(tmp_path, capsys):
