@@ -6,8 +6,8 @@
  * UDP ports swapped -- the same rewrite `kbypass-fwd --mode echo` does in user space,
  * without leaving the kernel. Everything else is passed, so ARP/ND keep working.
  *
- * It carries the steering program's maps (same names and layout, docs/contracts.md),
- * so kbypass.xdp.xdp_attach can attach it in place of xdp_steer on the same pins.
+ * It carries the steering program's maps (steer_maps.h, docs/contracts.md), so
+ * kbypass.xdp.xdp_attach can attach it in place of xdp_steer on the same pins.
  * Counters: 0 seen, 1 matched, 2 reflected (in the "redirected" slot), 4 passed.
  * Swapping addresses and ports leaves the IP and UDP checksums valid.
  */
@@ -20,52 +20,15 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define REFLECT_MAX_QUEUES 64
+#include "steer_maps.h"
 
+/* the steering program's counter slots: a reflected packet counts as "redirected" */
 enum reflect_counter {
-	RC_SEEN = 0,
-	RC_MATCHED = 1,
-	RC_REFLECTED = 2,
-	RC_PASSED = 4,
-	RC_NR_COUNTERS = 5
+	RC_SEEN = STEER_SEEN,
+	RC_MATCHED = STEER_MATCHED,
+	RC_REFLECTED = STEER_REDIRECTED,
+	RC_PASSED = STEER_PASSED,
 };
-
-struct reflect_counter_val {
-	__u64 packets;
-	__u64 bytes;
-};
-
-/* unused here; present so the pins match the steering program's */
-struct {
-	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, REFLECT_MAX_QUEUES);
-	__type(key, __u32);
-	__type(value, __u32);
-} xsks_map SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u8);
-} steer_ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RC_NR_COUNTERS);
-	__type(key, __u32);
-	__type(value, struct reflect_counter_val);
-} steer_stats SEC(".maps");
-
-static __always_inline void count(__u32 idx, __u64 bytes)
-{
-	struct reflect_counter_val *v = bpf_map_lookup_elem(&steer_stats, &idx);
-
-	if (v) {
-		v->packets++;
-		v->bytes += bytes;
-	}
-}
 
 static __always_inline void swap_mac(struct ethhdr *eth)
 {

@@ -21,63 +21,18 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define STEER_MAX_QUEUES 64
+#include "steer_maps.h"
+
 #define STEER_MAX_VLANS 2 /* 802.1ad outer + 802.1Q inner */
 
 #ifndef ETH_P_8021AD
 #define ETH_P_8021AD 0x88A8
 #endif
 
-enum steer_counter {
-	STEER_SEEN = 0,
-	STEER_MATCHED = 1,
-	STEER_REDIRECTED = 2,
-	STEER_REDIRECT_MISSED = 3,
-	STEER_PASSED = 4,
-	STEER_NR_COUNTERS
-};
-
-struct steer_counter_val {
-	__u64 packets;
-	__u64 bytes;
-};
-
 struct vlan_hdr {
 	__be16 tci;
 	__be16 encap_proto;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, STEER_MAX_QUEUES);
-	__type(key, __u32);
-	__type(value, __u32);
-} xsks_map SEC(".maps");
-
-/* key: UDP destination port in host byte order, value 1: steer it */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, __u8);
-} steer_ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, STEER_NR_COUNTERS);
-	__type(key, __u32);
-	__type(value, struct steer_counter_val);
-} steer_stats SEC(".maps");
-
-static __always_inline void count(__u32 idx, __u64 bytes)
-{
-	struct steer_counter_val *v = bpf_map_lookup_elem(&steer_stats, &idx);
-
-	if (v) { /* per-CPU: no atomics needed */
-		v->packets++;
-		v->bytes += bytes;
-	}
-}
 
 /* Return the UDP destination port (host order) of a steerable packet, or -1.  Headers
  * are read from the linear part (data..data_end); lengths are checked against the whole

@@ -17,14 +17,19 @@
 #include <time.h>
 #include <unistd.h>
 
+static void vmessage(const char *prefix, const char *fmt, va_list ap)
+{
+	fputs(prefix, stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void kb_die(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("error: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vmessage("error: ", fmt, ap);
 	va_end(ap);
 	exit(2);
 }
@@ -34,9 +39,7 @@ void kb_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	fputs("warning: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	vmessage("warning: ", fmt, ap);
 	va_end(ap);
 }
 

@@ -54,7 +54,7 @@ STEER_PROG_NAME = 'xdp_steer'
 CAPTURE_RING_MAP = 'kb_capture_ring'
 STEER_MAPS = ('xsks_map', 'steer_ports', 'steer_stats')
 PROG_PIN = 'prog'
-# index order of enum steer_counter in files/bpf/xdp_steer.c (a unit test checks it)
+# index order of enum steer_counter in files/bpf/steer_maps.h (a unit test checks it)
 STEER_COUNTERS = ('seen', 'matched', 'redirected', 'redirect_missed', 'passed')
 
 

@@ -61,6 +61,7 @@ def bins():
         proc = run(['make', '-C', tmp], check=False, timeout=300)
         assert proc.returncode == 0, 'build failed (-Werror):\n%s%s' % (proc.stdout, proc.stderr)
         shutil.copy(BPF_SRC, tmp)
+        shutil.copy(os.path.join(os.path.dirname(BPF_SRC), 'steer_maps.h'), tmp)
         arch = run(['cc', '-print-multiarch']).stdout.strip()
         run(['clang', '-O2', '-g', '-target', 'bpf', '-Wall', '-I/usr/include/%s' % arch,
              '-c', os.path.join(tmp, 'xdp_steer.c'), '-o', os.path.join(tmp, 'xdp_steer.o')])

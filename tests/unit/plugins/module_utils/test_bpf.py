@@ -57,9 +57,10 @@ def test_steer_delta_before_then_after():
 
 def test_counter_names_follow_the_c_enum():
     """STEER_COUNTERS[i] must be the counter the program increments at index i: the enum
-    steer_counter in files/bpf/xdp_steer.c is the source, Python reads by position."""
+    steer_counter in files/bpf/steer_maps.h (the steering program's maps) is the source,
+    Python reads by position."""
     src = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..', 'files', 'bpf',
-                       'xdp_steer.c')
+                       'steer_maps.h')
     with open(src) as f:
         body = re.search(r'enum steer_counter\s*{([^}]*)}', f.read()).group(1)
     enum = {}
