@@ -23,6 +23,9 @@ import subprocess
 PATHS = {
     'afxdp-echo': {'dut': 'forwarder', 'mode': 'echo', 'replies': True,
                    'title': 'AF_XDP forwarder, echo'},
+    # the same forwarder on a dedicated core (bounded spin or busy polling, see the role)
+    'afxdp-echo-busy': {'dut': 'forwarder', 'mode': 'echo', 'replies': True,
+                        'title': 'AF_XDP forwarder, echo, dedicated core'},
     'afxdp-rxdrop': {'dut': 'forwarder', 'mode': 'rxdrop', 'replies': False,
                      'title': 'AF_XDP forwarder, rxdrop'},
     'kernel-echo': {'dut': 'udpecho', 'mode': 'echo', 'replies': True,
@@ -30,7 +33,9 @@ PATHS = {
     'xdp-tx': {'dut': 'reflector', 'mode': 'echo', 'replies': True,
                'title': 'in-kernel XDP_TX reflector'},
 }
-PATH_ORDER = ('afxdp-echo', 'afxdp-rxdrop', 'kernel-echo', 'xdp-tx')
+PATH_ORDER = ('afxdp-echo', 'afxdp-echo-busy', 'afxdp-rxdrop', 'kernel-echo', 'xdp-tx')
+# the upper bound of reflection on the box: every other path's ratio is taken to it
+REFERENCE_PATH = 'xdp-tx'
 SWEEP_PERCENTS = (10, 25, 50, 75, 90, 100, 110)
 FRAME_SIZES = (64, 512, 1500)
 MIN_SIZE, MAX_SIZE = 64, 9014       # kbypass-gen: Ethernet frame without FCS, up to MTU 9000
@@ -38,12 +43,16 @@ MAX_RATE = 50000000                 # pps; beyond any veth or 100G port
 MAX_TRIAL_S = 30.0
 MAX_TRIAL_PACKETS = 50000000        # kbypass-gen's own hard cap
 
-# quick: the whole default run (4 paths x 3 sizes) in a few minutes on 2 cores.
+# quick: the whole default run (5 paths x 3 sizes) in a few minutes on 2 cores.
+# search_repetitions: zero-loss searches per path and size (their min/median/max);
+# rates: fixed offered rates (pps) measured like sweep points, whatever the path's maximum.
 PROFILES = {
     'quick': {'trial_s': 0.3, 'max_trial_s': 0.6, 'repetitions': 3, 'search_trials': 6,
-              'search_resolution': 0.05, 'percents': list(SWEEP_PERCENTS)},
+              'search_resolution': 0.05, 'search_repetitions': 1,
+              'percents': list(SWEEP_PERCENTS), 'rates': []},
     'full': {'trial_s': 2.0, 'max_trial_s': 3.0, 'repetitions': 5, 'search_trials': 10,
-             'search_resolution': 0.02, 'percents': list(SWEEP_PERCENTS)},
+             'search_resolution': 0.02, 'search_repetitions': 3,
+             'percents': list(SWEEP_PERCENTS), 'rates': []},
 }
 
 # A point "loses" when more than this share of its packets went missing (median of the
@@ -73,9 +82,13 @@ def validate(p, online_cpus=None):
         value = p.get(key)
         if value is not None and not 0.05 <= value <= MAX_TRIAL_S:
             errors.append('%s %s out of range: 0.05-%.0f seconds' % (key, value, MAX_TRIAL_S))
-    reps = p.get('repetitions')
-    if reps is not None and not 1 <= reps <= 20:
-        errors.append('repetitions %s out of range: 1-20' % reps)
+    for key in ('repetitions', 'search_repetitions'):
+        reps = p.get(key)
+        if reps is not None and not 1 <= reps <= 20:
+            errors.append('%s %s out of range: 1-20' % (key, reps))
+    bad = [x for x in p.get('rates') or [] if not 0 < x <= MAX_RATE]
+    if bad:
+        errors.append('rates %s out of range: each 1-%d pps' % (bad, MAX_RATE))
     bad = [x for x in p.get('percents') or [] if not 0 < x <= 200]
     if bad:
         errors.append('percents %s out of range: each above 0 and at most 200' % bad)
@@ -135,6 +148,8 @@ def trial_figures(gen, seconds, replies, dut_rx=None, dut_cpu_s=None, softirq_s=
         # kbypass-gen reports p99.9 as 'p99.9' when it has it; the maximum bounds it
         'rtt_p999_us': rtt.get('p99.9', rtt.get('p999', rtt.get('max'))),
         'dut_cpu_s': dut_cpu_s,
+        # share of one core the DUT process used while the trial sent
+        'dut_cpu_pct': 100.0 * dut_cpu_s / seconds if dut_cpu_s is not None else None,
         'softirq_s': softirq_s,
         'cpu_s_per_mpkt': cpu / mpkt if mpkt else None,
         'dut_cpu_s_per_mpkt': dut_cpu_s / mpkt if mpkt and dut_cpu_s is not None else None,
@@ -151,7 +166,7 @@ def spread(values):
 
 
 POINT_METRICS = ('offered_pps', 'delivered_pps', 'loss', 'rtt_p50_us', 'rtt_p99_us',
-                 'rtt_p999_us', 'dut_cpu_s', 'softirq_s', 'cpu_s_per_mpkt', 'dut_cpu_s_per_mpkt',
+                 'rtt_p999_us', 'dut_cpu_s', 'dut_cpu_pct', 'softirq_s', 'cpu_s_per_mpkt', 'dut_cpu_s_per_mpkt',
                  'softirq_s_per_mpkt')
 
 
@@ -195,6 +210,36 @@ def zero_loss_search(trial, high, max_trials, resolution=0.05, low=0.0):
     return {'rate': good, 'trials': trials, 'converged': converged}
 
 
+def repeated_search(searches):
+    """Several zero-loss searches of one path and size as one: ``rate`` is the median
+    rate, ``rates`` their min/median/max, ``trials`` every trial in order."""
+    rates = [s['rate'] for s in searches]
+    return {'rate': statistics.median(rates), 'rates': spread(rates), 'per_search': rates,
+            'trials': [t for s in searches for t in s['trials']],
+            'converged': all(s['converged'] for s in searches), 'searches': len(searches)}
+
+
+def ratios(results, reference=REFERENCE_PATH):
+    """Each path's figures over the reference path's (the XDP_TX reflector) at the same
+    frame size: the zero-loss rate (repetition i over repetition i when both searched
+    several times, as min/median/max) and the maximum delivered."""
+    refs = dict((r['size'], r) for r in results if r['path'] == reference)
+    out = []
+    for r in sorted(results, key=result_key):
+        ref = refs.get(r['size'])
+        if r['path'] == reference or not ref:
+            continue
+        own = r['zero_loss'].get('per_search') or [r['zero_loss']['rate']]
+        base = ref['zero_loss'].get('per_search') or [ref['zero_loss']['rate']]
+        pairs = [a / b for a, b in zip(own, base) if b] if len(own) == len(base) else \
+            ([r['zero_loss']['rate'] / ref['zero_loss']['rate']] if ref['zero_loss']['rate'] else [])
+        peak = ref['max']['delivered_pps']
+        out.append({'path': r['path'], 'size': r['size'], 'reference': reference,
+                    'zero_loss': spread(pairs),
+                    'max': r['max']['delivered_pps'] / peak if peak else None})
+    return out
+
+
 def sweep_targets(max_pps, percents=SWEEP_PERCENTS):
     """Offered rates (pps, at least 1) at each percentage of the path's maximum."""
     return [(pct, max(1, int(round(max_pps * pct / 100.0)))) for pct in percents]
@@ -234,6 +279,14 @@ def _fmt(value, digits=1):
     return '—' if value is None else ('%.' + str(digits) + 'f') % value
 
 
+def _fmt0(value):
+    return _fmt(value, 0)
+
+
+def _fmt2(value):
+    return _fmt(value, 2)
+
+
 def _med(spread_, digits=1):
     return _fmt((spread_ or {}).get('median'), digits)
 
@@ -260,6 +313,15 @@ def summary_lines(results, host=None):
             fmt_gbps(r['zero_loss']['rate'], r['size']),
             'loss from %spps offered (%d%% of max)' % (fmt_pps(k['offered_pps']), k['percent'])
             if k else 'no loss in the sweep'))
+        for pt in r.get('fixed') or []:
+            lines.append('%s%s %dB at %spps: loss %s %%, DUT CPU %s %%, RTT p50 / p99 %s / %s us' % (
+                host + ': ' if host else '', r['path'], r['size'], fmt_pps(pt['target_pps']),
+                _mmm(_scaled(pt['loss'], 100.0), lambda v: _fmt(v, 2)), _mmm(pt.get('dut_cpu_pct'), _fmt0),
+                _mmm(pt['rtt_p50_us'], _fmt0), _mmm(pt['rtt_p99_us'], _fmt0)))
+    for q in ratios(results):
+        lines.append('%s%s %dB / %s: zero-loss x%s, max x%s' % (
+            host + ': ' if host else '', q['path'], q['size'], q['reference'],
+            _mmm(q['zero_loss'], _fmt2), _fmt(q['max'], 2)))
     return lines
 
 
@@ -292,6 +354,7 @@ def render_markdown(host, run, plots=None):
             _med(half.get('rtt_p50_us')), _med(half.get('rtt_p99_us')),
             _med(half.get('rtt_p999_us')), _med(half.get('cpu_s_per_mpkt'), 2)))
     out.append('')
+    out.extend(_fixed_and_ratio_tables(results))
     for kind, title in (('delivered', 'Delivered vs offered load'), ('loss', 'Loss vs offered load'),
                         ('rtt', 'Round-trip time vs offered load'),
                         ('cpu', 'CPU seconds per million packets')):
@@ -316,14 +379,14 @@ def render_markdown(host, run, plots=None):
                       fmt_pps(flat.get('delivered_pps')), steps))
         out.append('')
         out.append('| % of max | offered pps | delivered pps | loss % | RTT p50 µs | RTT p99 µs '
-                   '| RTT p99.9 µs | DUT CPU s | softirq s |')
+                   '| RTT p99.9 µs | DUT CPU % | softirq s |')
         out.append('|---|---|---|---|---|---|---|---|---|')
         for pt in r['sweep']:
             out.append('| %d | %s | %s | %s | %s | %s | %s | %s | %s |' % (
                 pt['percent'], _mmm(pt['offered_pps'], fmt_pps), _mmm(pt['delivered_pps'], fmt_pps),
                 _mmm(_scaled(pt['loss'], 100.0), lambda v: _fmt(v, 2)),
                 _mmm(pt['rtt_p50_us']), _mmm(pt['rtt_p99_us']), _mmm(pt['rtt_p999_us']),
-                _mmm(pt['dut_cpu_s'], lambda v: _fmt(v, 3)),
+                _mmm(pt.get('dut_cpu_pct'), _fmt0),
                 _mmm(pt['softirq_s'], lambda v: _fmt(v, 3))))
         out.append('')
     notes = run.get('notes') or []
@@ -333,6 +396,35 @@ def render_markdown(host, run, plots=None):
         out.extend('- %s' % n for n in notes)
         out.append('')
     return '\n'.join(out)
+
+
+def _fixed_and_ratio_tables(results):
+    """Markdown lines: the fixed-rate points and the ratios to the reflector (none when
+    the run has neither)."""
+    out = []
+    fixed = [(r, pt) for r in results for pt in r.get('fixed') or []]
+    if fixed:
+        out += ['## At fixed offered rates', '',
+                '| path | frame | offered | loss % | DUT CPU % of a core | RTT p50 µs | RTT p99 µs '
+                '| RTT p99.9 µs |', '|---|---|---|---|---|---|---|---|']
+        for r, pt in fixed:
+            out.append('| %s | %d B | %spps | %s | %s | %s | %s | %s |' % (
+                r['path'], r['size'], fmt_pps(pt['target_pps']),
+                _mmm(_scaled(pt['loss'], 100.0), _fmt2), _mmm(pt.get('dut_cpu_pct'), _fmt0),
+                _mmm(pt['rtt_p50_us'], _fmt0), _mmm(pt['rtt_p99_us'], _fmt0),
+                _mmm(pt['rtt_p999_us'], _fmt0)))
+        out.append('')
+    rows = ratios(results)
+    if rows:
+        out += ['## Against the in-kernel XDP_TX reflector', '',
+                'Ratio of each path to `%s` at the same frame size: the zero-loss rate (per '
+                'search repetition: median (min–max)) and the maximum delivered.' % REFERENCE_PATH,
+                '', '| path | frame | zero-loss ratio | max ratio |', '|---|---|---|---|']
+        for q in rows:
+            out.append('| %s | %d B | %s | %s |' % (q['path'], q['size'],
+                                                    _mmm(q['zero_loss'], _fmt2), _fmt(q['max'], 2)))
+        out.append('')
+    return out
 
 
 def _scaled(spread_, factor):

@@ -17,8 +17,10 @@ description:
     throughput the RFC 2544 way (a binary search of short trials over the offered rate until
     a trial loses nothing), then a sweep at O(percents) of the maximum, each point repeated
     O(repetitions) times: offered and delivered pps, loss, RTT p50/p99/p99.9, DUT process CPU
-    and softirq time."
-  - "Paths: V(afxdp-echo) and V(afxdp-rxdrop) need a running forwarder instance
+    and softirq time; then, when O(rates) names any, the same figures at those fixed offered
+    rates."
+  - "Paths: V(afxdp-echo), V(afxdp-echo-busy) (the forwarder on a dedicated core) and
+    V(afxdp-rxdrop) need a running forwarder instance
     (M(kbypass.xdp.afxdp_forwarder)) whose stats file is O(forwarder_stats_file);
     V(kernel-echo) starts C(kbypass-udpecho) in the DUT namespace itself (bounded, stopped at
     the end); V(xdp-tx) needs the C(xdp_reflect) program attached to the DUT interface by
@@ -44,7 +46,7 @@ options:
     description: The path to measure.
     type: str
     required: true
-    choices: [afxdp-echo, afxdp-rxdrop, kernel-echo, xdp-tx]
+    choices: [afxdp-echo, afxdp-echo-busy, afxdp-rxdrop, kernel-echo, xdp-tx]
   sizes:
     description:
       - Ethernet frame sizes without FCS, 64-9014 bytes.
@@ -74,6 +76,17 @@ options:
     description: Sweep points in percent of the measured maximum (overrides the profile).
     type: list
     elements: int
+  search_repetitions:
+    description: Zero-loss searches per frame size, 1-20 (overrides the profile); their rates
+      are reported as min/median/max.
+    type: int
+    version_added: 0.3.0
+  rates:
+    description: Fixed offered rates in pps, each measured O(repetitions) times like a sweep
+      point (e.g. V([100000]) for CPU and RTT at 100 kpps whatever the path's maximum).
+    type: list
+    elements: int
+    version_added: 0.3.0
   max_rate:
     description: Offered rate of the maximum trial in pps; V(0) sends as fast as the generator goes.
     type: int
@@ -179,8 +192,9 @@ EXAMPLES = r'''
 RETURN = r'''
 results:
   description: One entry per frame size with C(path), C(size), C(max) (offered_pps,
-    delivered_pps), C(zero_loss) (rate, trials, converged), C(sweep) (points with every
-    metric as min/median/max), C(knee) (the first point that loses) and C(elapsed_s).
+    delivered_pps), C(zero_loss) (rate (the median over the searches), rates, per_search,
+    trials, converged), C(sweep) (points with every metric as min/median/max), C(fixed) (the
+    points at O(rates)), C(knee) (the first point that loses) and C(elapsed_s).
   returned: success, not in check mode
   type: list
   elements: dict
@@ -407,10 +421,10 @@ class Bench(object):
     def measure(self, size, prof):
         started = time.time()
         best = self.trial(self.p['max_rate'], prof['max_trial_s'], size)
-        search = _bench.zero_loss_search(
+        search = _bench.repeated_search([_bench.zero_loss_search(
             lambda rate: self.trial(rate, prof['trial_s'], size)['loss'],
             high=best['offered_pps'], max_trials=prof['search_trials'],
-            resolution=prof['search_resolution'])
+            resolution=prof['search_resolution']) for dummy in range(prof['search_repetitions'])])
         # flat out, a path can deliver less than it carries without loss (overload
         # collapse): its maximum is the better of the two
         peak = max(best['delivered_pps'], search['rate'])
@@ -423,11 +437,14 @@ class Bench(object):
             trials = [self.trial(target, prof['trial_s'], size)
                       for dummy in range(prof['repetitions'])]
             points.append(_bench.summarize_point(target, pct, trials))
+        fixed = [_bench.summarize_point(rate, None, [self.trial(rate, prof['trial_s'], size)
+                                                     for dummy in range(prof['repetitions'])])
+                 for rate in prof['rates'] if time.time() < self.deadline]
         return {'path': self.p['path'], 'size': size,
                 'max': {'delivered_pps': peak, 'flat_out': {
                     'offered_pps': best['offered_pps'], 'delivered_pps': best['delivered_pps'],
                     'loss': best['loss']}},
-                'zero_loss': search, 'sweep': points, 'knee': _bench.knee(points),
+                'zero_loss': search, 'sweep': points, 'fixed': fixed, 'knee': _bench.knee(points),
                 'elapsed_s': round(time.time() - started, 2)}
 
     def run(self, prof):
@@ -468,6 +485,8 @@ def main():
             repetitions=dict(type='int'),
             search_trials=dict(type='int'),
             percents=dict(type='list', elements='int'),
+            search_repetitions=dict(type='int'),
+            rates=dict(type='list', elements='int'),
             max_rate=dict(type='int', default=0),
             max_packets=dict(type='int', default=5000000),
             max_seconds=dict(type='float', default=240),
@@ -500,7 +519,8 @@ def main():
     p['gen_pin_dir'] = p['gen_pin_dir'] or default_pin_dir(p['gen_ifname'], p['gen_netns'])
     p['dut_pin_dir'] = p['dut_pin_dir'] or default_pin_dir(p['dut_ifname'], p['dut_netns'])
     prof = _bench.profile(p['profile'], dict((k, p[k]) for k in (
-        'trial_s', 'max_trial_s', 'repetitions', 'search_trials', 'percents')))
+        'trial_s', 'max_trial_s', 'repetitions', 'search_trials', 'percents',
+        'search_repetitions', 'rates')))
     result = {'changed': False, 'environment': environment(p), 'summary': [], 'notes': [],
               'profile': dict(prof, name=p['profile'])}
     bench = Bench(module, p)

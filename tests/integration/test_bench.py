@@ -247,10 +247,12 @@ def ports(build):
 
 def test_role_two_port_setup_measures_and_restores(ports, tmp_path):
     stats, out = _playbook(ports, tmp_path, {
-        'bench_topology': 'twoport', 'bench_paths': ['afxdp-echo', 'kernel-echo', 'xdp-tx'],
+        'bench_topology': 'twoport',
+        'bench_paths': ['afxdp-echo', 'afxdp-echo-busy', 'kernel-echo', 'xdp-tx'],
         'bench_dut_netns': 'kbb3', 'bench_dut_ifname': 'kbbv2',
         'bench_dut_address': '198.18.250.21', 'bench_dut_ports': [4242, 4250],
-        'bench_gen_netns': 'kbb4', 'bench_gen_ifname': 'kbbv3'})
+        'bench_gen_netns': 'kbb4', 'bench_gen_ifname': 'kbbv3',
+        'bench_rates': [20000], 'bench_search_repetitions': 2})
     assert stats['failures'] == 0, _failure(out)
     reports = tmp_path / 'reports'
     names = sorted(p.name for p in reports.iterdir())
@@ -258,8 +260,21 @@ def test_role_two_port_setup_measures_and_restores(ports, tmp_path):
                      'bench-localhost-delivered.png', 'bench-localhost-loss.png',
                      'bench-localhost-rtt.png', 'bench-localhost.json', 'bench-localhost.md']
     run = json.loads((reports / 'bench-localhost.json').read_text())
-    assert sorted(r['path'] for r in run['results']) == ['afxdp-echo', 'kernel-echo', 'xdp-tx']
+    by = dict((r['path'], r) for r in run['results'])
+    assert sorted(by) == ['afxdp-echo', 'afxdp-echo-busy', 'kernel-echo', 'xdp-tx']
     assert all(r['max']['delivered_pps'] > 0 for r in run['results']), run['results']
+    # two zero-loss searches each, a point at the fixed 20 kpps, the ratios to the reflector
+    assert all(r['zero_loss']['searches'] == 2 and set(r['zero_loss']['rates']) ==
+               {'min', 'median', 'max'} for r in run['results']), run['results']
+    fixed = dict((p, by[p]['fixed'][0]) for p in by)
+    assert all(pt['target_pps'] == 20000 for pt in fixed.values()), fixed
+    # the dedicated-core forwarder spins between packets (20 kpps: a gap of 50 us, its
+    # spin 1 ms): it takes more CPU than the sleeping one at the same rate
+    assert fixed['afxdp-echo-busy']['dut_cpu_pct']['median'] > \
+        fixed['afxdp-echo']['dut_cpu_pct']['median'], fixed
+    md = (reports / 'bench-localhost.md').read_text()
+    assert '## At fixed offered rates' in md and '| afxdp-echo-busy | 64 B | 20 kpps |' in md
+    assert '## Against the in-kernel XDP_TX reflector' in md
     # the user's steering program is back on the DUT with its ports; the generator's port
     # carries nothing of ours; no forwarder of the bench runs
     assert _attached('kbb3', 'kbbv2') == ['xdp_steer']

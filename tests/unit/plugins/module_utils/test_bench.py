@@ -213,3 +213,48 @@ def test_fleet_table_has_a_row_per_host_and_path():
 def test_render_json_is_stable():
     assert json.loads(_bench.render_json({'b': 1, 'a': [1]})) == {'a': [1], 'b': 1}
     assert _bench.render_json({'b': 1, 'a': 2}).index('"a"') < _bench.render_json({'b': 1, 'a': 2}).index('"b"')
+
+
+def test_repeated_searches_report_the_median_and_the_spread():
+    searches = [{'rate': r, 'trials': [{'rate': r, 'loss': 0.0}], 'converged': True}
+                for r in (300.0, 100.0, 200.0)]
+    z = _bench.repeated_search(searches)
+    assert z['rate'] == 200.0 and z['rates'] == {'min': 100.0, 'median': 200.0, 'max': 300.0}
+    assert z['per_search'] == [300.0, 100.0, 200.0] and len(z['trials']) == 3
+
+
+def test_ratios_to_the_reflector_pair_the_searches_by_repetition():
+    own = result('afxdp-echo', 64, 400000, 500000)
+    own['zero_loss'] = _bench.repeated_search(
+        [{'rate': r, 'trials': [], 'converged': True} for r in (400000.0, 450000.0, 300000.0)])
+    ref = result('xdp-tx', 64, 500000, 500000)
+    ref['zero_loss'] = _bench.repeated_search(
+        [{'rate': r, 'trials': [], 'converged': True} for r in (500000.0, 500000.0, 600000.0)])
+    other_size = result('afxdp-echo', 512, 100000, 100000)   # no reflector at 512 B: no ratio
+    rows = _bench.ratios([ref, other_size, own])
+    assert len(rows) == 1 and rows[0]['path'] == 'afxdp-echo'
+    assert rows[0]['zero_loss'] == {'min': 0.5, 'median': 0.8, 'max': 0.9}
+    assert rows[0]['max'] == 1.0
+
+
+def test_fixed_rate_points_get_a_table_and_summary_lines():
+    r = result('afxdp-echo', 64, 400000, 500000)
+    trial = _bench.trial_figures({'sent': 100000, 'received': 100000,
+                                  'rtt_us': {'p50': 50.0, 'p99': 200.0}}, 1.0, replies=True,
+                                 dut_cpu_s=0.25)
+    assert trial['dut_cpu_pct'] == 25.0
+    r['fixed'] = [_bench.summarize_point(100000, None, [trial])]
+    md = _bench.render_markdown('h1', dict(RUN, results=[r]))
+    assert '| afxdp-echo | 64 B | 100 kpps | 0.00 (0.00–0.00) | 25 (25–25) | 50 (50–50) | ' \
+        '200 (200–200) |' in md
+    line = [x for x in _bench.summary_lines([r]) if 'at 100 kpps' in x]
+    assert line == ['afxdp-echo 64B at 100 kpps: loss 0.00 (0.00–0.00) %, DUT CPU 25 (25–25) %, '
+                    'RTT p50 / p99 50 (50–50) / 200 (200–200) us']
+
+
+def test_bad_rates_and_search_repetitions_are_refused():
+    errors = _bench.validate({'sizes': [64], 'path': 'afxdp-echo-busy', 'rates': [0, 100000],
+                              'search_repetitions': 0})
+    assert any(e.startswith('rates [0] out of range') for e in errors)
+    assert any(e.startswith('search_repetitions 0 out of range') for e in errors)
+    assert len(errors) == 2

@@ -52,7 +52,10 @@ def test_host_report_has_markdown_json_and_four_plots(tmp_path, capsys):
         assert (tmp_path / ('bench-h1-%s.png' % kind)).read_bytes()[:4] == b'\x89PNG'
     md = (tmp_path / 'bench-h1.md').read_text()
     assert '![Round-trip time vs offered load](bench-h1-rtt.png)' in md
-    assert len(out['summary']) == 6 and out['summary'][0].startswith('h1: afxdp-echo 64B')
+    # a line per path and size, then the ratios of the other paths to the reflector
+    assert len(out['summary']) == 10 and out['summary'][0].startswith('h1: afxdp-echo 64B')
+    assert out['summary'][6] == 'h1: afxdp-echo 64B / xdp-tx: zero-loss x0.33 (0.33–0.33), max x0.33'
+    assert '## Against the in-kernel XDP_TX reflector' in md
     assert json.loads((tmp_path / 'bench-h1.json').read_text())['host'] == 'h1'
     # the same run again writes nothing (the plots render byte for byte the same)
     assert run(capsys, {'host': 'h1', 'run': RUN, 'report_dir': str(tmp_path)})['changed'] is False
