@@ -849,6 +849,12 @@ static unsigned int rx_burst(struct worker *w, struct port *in, struct port *out
 	n = xsk_ring_cons__peek(&in->rx, n, &ridx);
 	if (!n)
 		return 0;
+	/* The kernel wrote these frames on the CPU that ran the XDP program: ask for every
+	 * header of the batch first, so the cache misses overlap instead of queueing up. */
+	if (cfg.mode != M_RXDROP)
+		for (unsigned int i = 0; i < n; i++)
+			__builtin_prefetch(xsk_umem__get_data(w->umem.area, xsk_umem__add_offset_to_addr(
+				xsk_ring_cons__rx_desc(&in->rx, ridx + i)->addr)), 1);
 	for (unsigned int i = 0; i < n; i++) {
 		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&in->rx, ridx + i);
 		uint64_t addr = xsk_umem__add_offset_to_addr(d->addr);
