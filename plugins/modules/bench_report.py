@@ -104,8 +104,8 @@ try:
 except ImportError:
     HAS_MATPLOTLIB = False
 
-COLORS = {'afxdp-echo': '#1f77b4', 'afxdp-rxdrop': '#2ca02c', 'kernel-echo': '#d62728',
-          'xdp-tx': '#9467bd'}
+COLORS = {'afxdp-echo': '#1f77b4', 'afxdp-echo-busy': '#17becf', 'afxdp-rxdrop': '#2ca02c',
+          'kernel-echo': '#d62728', 'xdp-tx': '#9467bd'}
 
 
 # ---------------------------------------------------------------------------------------
