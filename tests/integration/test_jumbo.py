@@ -48,11 +48,12 @@ def bins():
         with open(os.path.join(bpf, 'xdp_steer.c')) as f:
             src = f.read()
         assert 'SEC("xdp.frags")' in src
-        with open(os.path.join(tmp, 'old_steer.c'), 'w') as f:
+        # beside xdp_steer.c: it includes steer_maps.h
+        with open(os.path.join(bpf, 'old_steer.c'), 'w') as f:
             f.write(src.replace('SEC("xdp.frags")', 'SEC("xdp")'))
         arch = sh(['cc', '-print-multiarch']).stdout.strip()
         sh(['clang', '-O2', '-g', '-target', 'bpf', '-I/usr/include/%s' % arch, '-c',
-            os.path.join(tmp, 'old_steer.c'), '-o', os.path.join(tmp, 'old_steer.o')])
+            os.path.join(bpf, 'old_steer.c'), '-o', os.path.join(tmp, 'old_steer.o')])
         out = {n: os.path.join(fwd, n) for n in ('kbypass-fwd', 'kbypass-gen', 'kbypass-udpecho')}
         out.update(steer=os.path.join(bpf, 'xdp_steer.o'), old=os.path.join(tmp, 'old_steer.o'))
         yield out
