@@ -95,7 +95,7 @@ def _bench_args(build, **kw):
 
 
 @pytest.mark.parametrize('change, words', [
-    ({'sizes': [64, 9000]}, 'sizes [9000] out of range: frames are 64-1514 bytes'),
+    ({'sizes': [64, 9100]}, 'sizes [9100] out of range: frames are 64-9014 bytes'),
     ({'max_rate': -5}, 'max_rate -5 out of range'),
     ({'gen_cpu': 4095}, 'gen_cpu 4095 does not exist on this host'),
 ])
