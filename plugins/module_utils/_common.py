@@ -148,7 +148,7 @@ def normalize_interfaces(items, default_netns=None, extra=()):
     for i, item in enumerate(items or []):
         item = {'name': item} if isinstance(item, str) else item
         if not isinstance(item, dict):
-            raise ValueError('interfaces[%d] must be a string or a dict, got %r' % (i, item))
+            raise ValueError('interfaces[%d] must be a name or a dict, got %r' % (i, item))
         if 'name' not in item or set(item) - allowed:
             raise ValueError('interfaces[%d] must be a name or a dict with name and optional '
                              '%s, got keys %s' % (i, ', '.join(sorted(allowed - {'name'})),

@@ -13,9 +13,7 @@ import subprocess
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
-from conftest import netns_list, remove_netns, run_module, sh  # pylint: disable=import-error
+from conftest import netns_list, remove_netns, run_in_process, run_module, sh  # pylint: disable=import-error
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _mbuf
 from ansible_collections.kbypass.xdp.plugins.modules import kernel_preflight
@@ -98,10 +96,7 @@ def test_kernel_refusal_names_the_non_frags_program_and_what_to_do(bed, tmp_path
 
 
 def _preflight(monkeypatch, capsys, **args):
-    with patch_module_args(dict({'require_btf': False}, **args)):
-        with pytest.raises(SystemExit):
-            kernel_preflight.main()
-    return json.loads(capsys.readouterr().out)
+    return run_in_process(kernel_preflight, dict({'require_btf': False}, **args), capsys)
 
 
 def test_preflight_reports_multi_buffer_on_this_kernel(monkeypatch, capsys):

@@ -19,11 +19,9 @@ import sys
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.kbypass.xdp.plugins.modules import traffic_probe, verify_report
 
-from conftest import BIN, ROOT, _env, copy_builds, kill_state_processes, remove_bed, run_module, sh  # pylint: disable=import-error
+from conftest import BIN, ROOT, _env, copy_builds, kill_state_processes, remove_bed, run_in_process, run_module, sh  # pylint: disable=import-error
 
 NS1, NS2 = 'kbja3', 'kbja4'
 V0, V1, V2, V3 = 'kbjav2', 'kbjav3', 'kbjav4', 'kbjav5'
@@ -76,25 +74,17 @@ def _stop(args):
     run_module('afxdp_forwarder', {'name': args['name'], 'state': 'stopped', 'state_dir': STATE})
 
 
-def _in_process(module, args, capsys):
-    """Run a module's main() here: the same code as through ansible, without its start-up
-    (seconds per call on a loaded 2-core machine)."""
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
-    return json.loads(capsys.readouterr().out)
-
 
 def _verify(bed, capsys, mode, size=JUMBO, probes=('matching',)):
     """What the verify role runs: traffic_probe, then verify_report's verdict."""
-    data = _in_process(traffic_probe, {
+    data = run_in_process(traffic_probe, {
         'dut_netns': NS1, 'dut_ifname': V0, 'dut_addresses': [A1], 'peer_netns': NS2,
         'peer_ifname': V1, 'port': PORT, 'count': N, 'rate': 2000, 'size': size,
         'generator': bed['gen'], 'forwarder_stats_file': '%s/kbja-%s.stats.json' % (STATE, mode),
         'stats_wait': 0.6, 'tcpdump_count': 0, 'nonmatching_count': 5, 'ping_count': 2,
         'probes': list(probes)}, capsys)
     assert not data.get('failed'), data.get('msg')
-    rep = _in_process(verify_report, {'host': 'kbja-' + mode, 'data': data, 'mode': mode,
+    rep = run_in_process(verify_report, {'host': 'kbja-' + mode, 'data': data, 'mode': mode,
                                       'report_dir': bed['reports'], 'plot': False}, capsys)
     assert rep.get('ok') is True, (rep.get('msg'), rep.get('summary'))
     [burst] = data['matching']

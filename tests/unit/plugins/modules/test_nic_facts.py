@@ -18,7 +18,7 @@ def test_normalize_interfaces_mixed():
 
 @pytest.mark.parametrize('items,fragment', [
     ([], 'empty'), ([{'netns': 'ns1'}], 'must be a name'), ([{'name': 'a', 'x': 1}], 'keys'),
-    (['y' * 20], 'at most 15'), ([{'name': 'a', 'netns': 'a/b'}], 'invalid'), ([3], 'string'),
+    (['y' * 20], 'at most 15'), ([{'name': 'a', 'netns': 'a/b'}], 'invalid'), ([3], 'got 3'),
 ])
 def test_normalize_interfaces_rejects(items, fragment):
     with pytest.raises(ValueError) as exc:
