@@ -74,7 +74,6 @@ def _stop(args):
     run_module('afxdp_forwarder', {'name': args['name'], 'state': 'stopped', 'state_dir': STATE})
 
 
-
 def _verify(bed, capsys, mode, size=JUMBO, probes=('matching',)):
     """What the verify role runs: traffic_probe, then verify_report's verdict."""
     data = run_in_process(traffic_probe, {
@@ -85,7 +84,7 @@ def _verify(bed, capsys, mode, size=JUMBO, probes=('matching',)):
         'probes': list(probes)}, capsys)
     assert not data.get('failed'), data.get('msg')
     rep = run_in_process(verify_report, {'host': 'kbja-' + mode, 'data': data, 'mode': mode,
-                                      'report_dir': bed['reports'], 'plot': False}, capsys)
+                                         'report_dir': bed['reports'], 'plot': False}, capsys)
     assert rep.get('ok') is True, (rep.get('msg'), rep.get('summary'))
     [burst] = data['matching']
     return data, burst
