@@ -59,13 +59,12 @@ static struct config {
 	bool multi_buffer; /* --multi-buffer: XDP_USE_SG, packets over several frames */
 	unsigned int busy_poll_usec, busy_poll_budget, spin_usec, coalesce_usec;
 	double duration, interval;
-	const char *xdp_mode; /* informational only: the attach is xdp_attach's job */
 } cfg = {
 	.mode = M_ECHO, .bind = B_AUTO, .batch = 64, .frame_size = 4096, .frames = 4096,
 	.rx_ring = 2048, .tx_ring = 2048, .fill_ring = 4096, .comp_ring = 2048,
 	.need_wakeup = true, .csum_fix = true, .busy_poll_usec = 20, .busy_poll_budget = 64,
 	.coalesce_usec = 100,
-	.interval = 1.0, .xdp_mode = "native",
+	.interval = 1.0,
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -132,7 +131,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: kbypass-fwd --iface IF [--iface2 IF2] --mode rxdrop|echo|l2fwd|kernel\n"
 "         [--netns NS] [--pin-dir DIR] [--pin-dir2 DIR] [--queues 0,1] [--cpus 0,1]\n"
-"         [--bind auto|copy|zerocopy] [--xdp-mode native|generic|offload]\n"
+"         [--bind auto|copy|zerocopy]\n"
 "         [--batch 64] [--frame-size 4096] [--frames 4096]\n"
 "         [--rx-ring 2048] [--tx-ring 2048] [--fill-ring 4096] [--comp-ring 2048]\n"
 "         [--no-need-wakeup] [--busy-poll] [--busy-poll-usec 20] [--busy-poll-budget 64]\n"
@@ -169,7 +168,7 @@ static unsigned int ring_opt(const char *opt, const char *v)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_IFACE2 = 256, O_PIN, O_PIN2, O_BIND, O_XDPMODE, O_FSIZE, O_FRAMES, O_RXR,
+	enum { O_IFACE2 = 256, O_PIN, O_PIN2, O_BIND, O_FSIZE, O_FRAMES, O_RXR,
 	       O_TXR, O_FILLR, O_COMPR, O_NOWAKE, O_BP, O_BPUSEC, O_BPBUDGET, O_TAP, O_DUR,
 	       O_INT, O_JSON, O_SFILE, O_QUIET, O_NETNS, O_QUEUES, O_CPUS, O_BATCH, O_NOCSUM,
 	       O_SPIN, O_COALESCE, O_MB };
@@ -183,7 +182,6 @@ static void parse_args(int argc, char **argv)
 		{ "queues", required_argument, NULL, O_QUEUES },
 		{ "cpus", required_argument, NULL, O_CPUS },
 		{ "bind", required_argument, NULL, O_BIND },
-		{ "xdp-mode", required_argument, NULL, O_XDPMODE },
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "frame-size", required_argument, NULL, O_FSIZE },
 		{ "frames", required_argument, NULL, O_FRAMES },
@@ -231,13 +229,6 @@ static void parse_args(int argc, char **argv)
 				kb_die("--cpus: expected a list like 0,1 without duplicates, got '%s'", optarg);
 			break;
 		case O_BIND: cfg.bind = (enum bind_req)lookup(bind_names, 3, optarg, "--bind"); break;
-		case O_XDPMODE: {
-			static const char *const xm[] = { "native", "generic", "offload", "skb", "drv" };
-
-			lookup(xm, 5, optarg, "--xdp-mode");
-			cfg.xdp_mode = optarg;
-			break;
-		}
 		case O_BATCH: cfg.batch = (unsigned int)kb_parse_u64("--batch", optarg, 1, 1024); break;
 		case O_FSIZE:
 			cfg.frame_size = (unsigned int)kb_parse_u64("--frame-size", optarg, 2048, 4096);
@@ -1244,11 +1235,10 @@ static void render_json(struct kb_buf *b, const struct totals *t, double rx_pps,
 
 	kb_buf_printf(b, "{\"pid\": %d, \"running\": %s, \"mode\": \"%s\", \"bind_mode\": \"%s\", "
 		      "\"need_wakeup\": %s, \"busy_poll\": %s, \"spin_usec\": %u, "
-		      "\"coalesce_usec\": %u, \"xdp_mode\": ",
+		      "\"coalesce_usec\": %u",
 		      (int)getpid(), running ? "true" : "false", mode_names[cfg.mode],
 		      zc ? "zerocopy" : "copy", cfg.need_wakeup ? "true" : "false",
 		      cfg.busy_poll ? "true" : "false", cfg.spin_usec, cfg.coalesce_usec);
-	kb_buf_json_str(b, cfg.xdp_mode);
 	kb_buf_printf(b, ", \"iface\": ");
 	kb_buf_json_str(b, cfg.iface);
 	kb_buf_printf(b, ", \"iface2\": ");
