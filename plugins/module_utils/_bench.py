@@ -58,6 +58,11 @@ PROFILES = {
 # A point "loses" when more than this share of its packets went missing (median of the
 # repetitions); the zero-loss search itself uses exactly zero, as RFC 2544 does.
 KNEE_LOSS = 0.001
+# a sweep step whose median offered rate misses its target by more than this share of the
+# path's maximum measured the generator, not the path: the report marks it instead of
+# reading a knee into it (relative to the maximum, not the step: the generator's pacing
+# undershoots a low step by a few kpps, which says nothing about the path)
+GEN_SHORT = 0.05
 
 
 # --------------------------------------------------------------------------------------
@@ -257,6 +262,24 @@ def knee(points, threshold=KNEE_LOSS):
     return None
 
 
+def generator_short(point, short=GEN_SHORT):
+    """True when the generator offered clearly less than the step's target."""
+    offered = (point.get('offered_pps') or {}).get('median')
+    peak = point['target_pps'] * 100.0 / point['percent']
+    return offered is not None and point['target_pps'] - offered > short * peak
+
+
+def first_short(points):
+    """The lowest sweep percentage the generator could not offer, or None."""
+    return min((p['percent'] for p in points if generator_short(p)), default=None)
+
+
+def short_note(result):
+    """'' or the sweep step from which the generator fell short, for the report's lines."""
+    short = first_short(result.get('sweep') or [])
+    return '' if short is None else '; the generator fell short from the %d %% step' % short
+
+
 # --------------------------------------------------------------------------------------
 # reports
 # --------------------------------------------------------------------------------------
@@ -311,8 +334,8 @@ def summary_lines(results, host=None):
             host + ': ' if host else '', r['path'], r['size'], fmt_pps(r['max']['delivered_pps']),
             fmt_gbps(r['max']['delivered_pps'], r['size']), fmt_pps(r['zero_loss']['rate']),
             fmt_gbps(r['zero_loss']['rate'], r['size']),
-            'loss from %spps offered (%d%% of max)' % (fmt_pps(k['offered_pps']), k['percent'])
-            if k else 'no loss in the sweep'))
+            ('loss from %spps offered (%d%% of max)' % (fmt_pps(k['offered_pps']), k['percent'])
+             if k else 'no loss in the sweep') + short_note(r)))
         for pt in r.get('fixed') or []:
             lines.append('%s%s %dB at %spps: loss %s %%, DUT CPU %s %%, RTT p50 / p99 %s / %s us' % (
                 host + ': ' if host else '', r['path'], r['size'], fmt_pps(pt['target_pps']),
@@ -350,7 +373,9 @@ def render_markdown(host, run, plots=None):
             r['path'], r['size'], fmt_pps(r['max']['delivered_pps']),
             fmt_gbps(r['max']['delivered_pps'], r['size']), fmt_pps(r['zero_loss']['rate']),
             fmt_gbps(r['zero_loss']['rate'], r['size']), '' if r['zero_loss']['converged'] else ' (not converged)',
-            '%spps (%d %%)' % (fmt_pps(k['offered_pps']), k['percent']) if k else 'no loss up to 110 %',
+            ('%spps (%d %%)' % (fmt_pps(k['offered_pps']), k['percent']) if k
+             else 'no loss up to %s' % ('the generator\'s limit' if first_short(r['sweep']) is not None
+                                        else '110 %')) + short_note(r),
             _med(half.get('rtt_p50_us')), _med(half.get('rtt_p99_us')),
             _med(half.get('rtt_p999_us')), _med(half.get('cpu_s_per_mpkt'), 2)))
     out.append('')
@@ -382,13 +407,19 @@ def render_markdown(host, run, plots=None):
                    '| RTT p99.9 µs | DUT CPU % | softirq s |')
         out.append('|---|---|---|---|---|---|---|---|---|')
         for pt in r['sweep']:
-            out.append('| %d | %s | %s | %s | %s | %s | %s | %s | %s |' % (
-                pt['percent'], _mmm(pt['offered_pps'], fmt_pps), _mmm(pt['delivered_pps'], fmt_pps),
+            out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+                '%d *' % pt['percent'] if generator_short(pt) else pt['percent'],
+                _mmm(pt['offered_pps'], fmt_pps), _mmm(pt['delivered_pps'], fmt_pps),
                 _mmm(_scaled(pt['loss'], 100.0), lambda v: _fmt(v, 2)),
                 _mmm(pt['rtt_p50_us']), _mmm(pt['rtt_p99_us']), _mmm(pt['rtt_p999_us']),
                 _mmm(pt.get('dut_cpu_pct'), _fmt0),
                 _mmm(pt['softirq_s'], lambda v: _fmt(v, 3))))
         out.append('')
+        if first_short(r['sweep']) is not None:
+            out.append('\\* the generator fell short of this step\'s target by more than %d %% '
+                       'of the path\'s maximum: the step measures the generator, not the path.'
+                       % round(100 * GEN_SHORT))
+            out.append('')
     notes = run.get('notes') or []
     if notes:
         out.append('## Notes')

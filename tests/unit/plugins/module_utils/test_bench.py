@@ -258,3 +258,22 @@ def test_bad_rates_and_search_repetitions_are_refused():
     assert any(e.startswith('rates [0] out of range') for e in errors)
     assert any(e.startswith('search_repetitions 0 out of range') for e in errors)
     assert len(errors) == 2
+
+
+def test_steps_the_generator_could_not_offer_are_marked_not_read_as_the_path():
+    short = result('afxdp-rxdrop', 64, 900000, 900000)
+    for pt in short['sweep']:
+        if pt['percent'] >= 90:          # offered 70 % of the target from the 90 % step on
+            pt['offered_pps'] = dict((k, 0.7 * pt['target_pps']) for k in ('min', 'median', 'max'))
+    assert _bench.first_short(short['sweep']) == 90
+    assert _bench.first_short(RUN['results'][0]['sweep']) is None   # 99 % offered is fine
+    line = _bench.summary_lines([short])[0]
+    assert line.endswith('no loss in the sweep; the generator fell short from the 90 % step')
+    md = _bench.render_markdown('h1', dict(RUN, results=[short]))
+    assert "| no loss up to the generator's limit; the generator fell short from the 90 % step |" in md
+    sweep = md.split('| % of max')[1].split('\n\n')[0].splitlines()[2:]
+    rows = [l.split(' | ')[0] for l in sweep]
+    assert rows[-4:] == ['| 75', '| 90 *', '| 100 *', '| 110 *'], rows
+    assert 'the step measures the generator, not the path' in md
+    # a full run says nothing of the kind
+    assert 'generator' not in _bench.render_markdown('h1', RUN).split('## Sweep points')[1]
