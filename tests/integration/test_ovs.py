@@ -83,7 +83,7 @@ def test_refuses_the_interface_carrying_our_steering_program(ovs, tmp_path):
     obj = str(tmp_path / 'xdp_steer.o')
     sh(['clang', '-O2', '-g', '-target', 'bpf'] + (['-I/usr/include/%s' % arch] if arch else [])
        + ['-c', os.path.join(ROOT, 'files', 'bpf', 'xdp_steer.c'), '-o', obj], timeout=120)
-    sh(['ip', 'link', 'set', 'dev', HOST_IF, 'xdpdrv', 'obj', obj, 'sec', 'xdp'])
+    sh(['ip', 'link', 'set', 'dev', HOST_IF, 'xdpdrv', 'obj', obj, 'sec', 'xdp.frags'])
     try:
         out = run_module('ovs_bridge', {'name': BR, 'ports': [PORT]})
     finally:
