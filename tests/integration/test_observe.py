@@ -20,7 +20,7 @@ import pytest
 from conftest import (BIN, ROOT, _env, attached_prog, copy_builds, kill_state_processes, module_pids,
                       pcapng_comments, run_module, run_playbook, sh, veth_bed)
 
-from ansible_collections.kbypass.xdp.plugins.module_utils import _capture
+from ansible_collections.kbypass.xdp.plugins.module_utils import _capture, _supervise
 
 NS1, NS2 = 'kbob1', 'kbob2'
 V0, V1 = 'kbobv0', 'kbobv1'
@@ -91,24 +91,6 @@ def wait_for_capture(proc, timeout=60):
         assert proc.poll() is None, proc.communicate()[0][-3000:]
         time.sleep(0.05)
     raise AssertionError('the capture program was never attached')
-
-
-def wait_exited(pids, timeout):
-    """True once none of pids is a live process (zombies count as exited)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        live = []
-        for pid in pids:
-            try:
-                with open('/proc/%d/stat' % pid) as f:
-                    if f.read().rsplit(')', 1)[1].split()[0] != 'Z':
-                        live.append(pid)
-            except OSError:
-                pass
-        if not live:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def start_observe(build, tmp_path, **kw):
@@ -216,14 +198,16 @@ def test_ctrl_c_stops_the_capture_and_puts_the_normal_program_back(pipeline, tmp
     """SIGINT to the playbook's process group, as a terminal's Ctrl-C sends it."""
     obs = start_observe(pipeline['build'], tmp_path)
     wait_for_capture(obs)
-    pids = module_pids('xdp_capture', obs.pid)
-    assert pids, 'no xdp_capture module process below the playbook'
+    procs = [(pid, (_supervise.proc_stat(pid) or {}).get('start_time'))
+             for pid in module_pids('xdp_capture', obs.pid)]
+    assert procs, 'no xdp_capture module process below the playbook'
     os.killpg(obs.pid, signal.SIGINT)
     rc, out = finish(obs, 30)
     assert rc != 0, out[-3000:]
     # ansible-playbook returns at once on Ctrl-C; the module got the same SIGINT and puts the
     # normal program back on its own, orphaned: it must do so within a bounded time
-    assert wait_exited(pids, 30), 'xdp_capture still running 30 s after Ctrl-C'
+    assert all(_supervise.wait_gone(pid, start, 30) for pid, start in procs), \
+        'xdp_capture still running 30 s after Ctrl-C'
     after = attached()
     assert after['tag'] == pipeline['tag'] and not _capture.capture_maps(after['id']), out[-3000:]
     assert os.listdir(str(tmp_path / 'target')) == []
