@@ -269,18 +269,20 @@ static void drain_socket(int s, uint64_t now)
 	}
 }
 
-static void run_socket(uint64_t deadline)
+static void run_socket(uint64_t duration_ns)
 {
 	int s = udp_socket(true);
 	unsigned int plen = payload_len();
 	struct mmsghdr m[256];
 	struct iovec iov[256];
 	static unsigned char buf[256][MAX_FRAME];
+	uint64_t deadline;
 
 	if (cfg.batch > 256)
 		cfg.batch = 256;
 	R.t0 = kb_now_ns();
 	R.next_series_ns = R.t0;
+	deadline = R.t0 + duration_ns;
 	while (!stop_flag && R.sent < cfg.count) {
 		uint64_t now = kb_now_ns(), want;
 		int n;
@@ -539,7 +541,7 @@ static void tx_descs_sg(struct xsk_ring_prod *tx, __u32 idx, uint64_t a, unsigne
 	}
 }
 
-static void run_afxdp(uint64_t deadline, int map_fd)
+static void run_afxdp(uint64_t duration_ns, int map_fd)
 {
 	struct kb_umem umem;
 	struct xsk_socket *xsk;
@@ -605,9 +607,11 @@ static void run_afxdp(uint64_t deadline, int map_fd)
 			kb_die("cannot register in xsks_map: %s", strerror(-err));
 	}
 
+	/* the clock starts after set-up (UMEM, socket, ARP: tens of ms), so that a short
+	 * trial sends for its whole duration and offers the rate it was asked for */
 	R.t0 = kb_now_ns();
 	R.next_series_ns = R.t0;
-	uint64_t end_replies = 0;
+	uint64_t deadline = R.t0 + duration_ns, end_replies = 0;
 
 	for (;;) {
 		uint64_t now = kb_now_ns(), want;
@@ -786,7 +790,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct kb_buf b = { 0 };
 	int c, map_fd = -1;
-	uint64_t deadline, t_end;
+	uint64_t t_end;
 	double dur;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -862,11 +866,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	deadline = kb_now_ns() + (uint64_t)(cfg.duration * 1e9);
 	if (cfg.afxdp)
-		run_afxdp(deadline, map_fd);
+		run_afxdp((uint64_t)(cfg.duration * 1e9), map_fd);
 	else
-		run_socket(deadline);
+		run_socket((uint64_t)(cfg.duration * 1e9));
 	t_end = kb_now_ns();
 	dur = (double)(t_end - R.t0) / 1e9;
 	if (cfg.series_ms && R.nseries < MAX_SERIES) {

@@ -60,8 +60,8 @@ PROFILES = {
 KNEE_LOSS = 0.001
 # a sweep step whose median offered rate misses its target by more than this share of the
 # path's maximum measured the generator, not the path: the report marks it instead of
-# reading a knee into it (relative to the maximum, not the step: the generator's pacing
-# undershoots a low step by a few kpps, which says nothing about the path)
+# reading a knee into it (relative to the maximum, not the step: a few hundred pps of
+# jitter at a low step say nothing about the path)
 GEN_SHORT = 0.05
 
 
