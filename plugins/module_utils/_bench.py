@@ -63,6 +63,9 @@ KNEE_LOSS = 0.001
 # reading a knee into it (relative to the maximum, not the step: a few hundred pps of
 # jitter at a low step say nothing about the path)
 GEN_SHORT = 0.05
+# hypervisor steal (% of all CPU time in a trial) from which the report warns: a vCPU that
+# is not running cannot poll or reply, so each steal adds its length to an RTT
+STEAL_WARN = 2.0
 
 
 # --------------------------------------------------------------------------------------
@@ -129,7 +132,22 @@ def trial_count(offered_pps, seconds, max_packets):
 # --------------------------------------------------------------------------------------
 # one trial
 # --------------------------------------------------------------------------------------
-def trial_figures(gen, seconds, replies, dut_rx=None, dut_cpu_s=None, softirq_s=None):
+def parse_proc_stat(line):
+    """Softirq, steal and all CPU time (in clock ticks) from /proc/stat's ``cpu`` line."""
+    fields = [int(x) for x in line.split()[1:9]]
+    fields += [0] * (8 - len(fields))   # steal is absent on very old kernels
+    return {'softirq': fields[6], 'steal': fields[7], 'total': sum(fields)}
+
+
+def steal_pct(after, before):
+    """Share (%) of all CPUs' time the hypervisor gave to other guests between two
+    parse_proc_stat readings (None when no time passed)."""
+    total = after['total'] - before['total']
+    return 100.0 * max(0, after['steal'] - before['steal']) / total if total > 0 else None
+
+
+def trial_figures(gen, seconds, replies, dut_rx=None, dut_cpu_s=None, softirq_s=None,
+                  steal=None):
     """Figures of one trial from kbypass-gen's JSON and the DUT-side deltas.
 
     Rates are per requested second of sending (the generator's own duration also
@@ -159,6 +177,8 @@ def trial_figures(gen, seconds, replies, dut_rx=None, dut_cpu_s=None, softirq_s=
         'cpu_s_per_mpkt': cpu / mpkt if mpkt else None,
         'dut_cpu_s_per_mpkt': dut_cpu_s / mpkt if mpkt and dut_cpu_s is not None else None,
         'softirq_s_per_mpkt': softirq_s / mpkt if mpkt and softirq_s is not None else None,
+        # CPU time the hypervisor took away during the trial (% of all CPUs)
+        'steal_pct': steal,
     }
 
 
@@ -172,7 +192,7 @@ def spread(values):
 
 POINT_METRICS = ('offered_pps', 'delivered_pps', 'loss', 'rtt_p50_us', 'rtt_p99_us',
                  'rtt_p999_us', 'dut_cpu_s', 'dut_cpu_pct', 'softirq_s', 'cpu_s_per_mpkt', 'dut_cpu_s_per_mpkt',
-                 'softirq_s_per_mpkt')
+                 'softirq_s_per_mpkt', 'steal_pct')
 
 
 def summarize_point(target_pps, percent, trials):
@@ -320,6 +340,29 @@ def _mmm(spread_, fn=_fmt):
     return '%s (%s–%s)' % (fn(spread_['median']), fn(spread_['min']), fn(spread_['max']))
 
 
+def run_steal(results):
+    """Steal over every measured point of a run: the median of the points' medians and
+    the worst single trial (None where the figures carry no steal)."""
+    points = [pt.get('steal_pct') for r in results for pt in (r.get('sweep') or []) + (r.get('fixed') or [])]
+    points = [pt for pt in points if pt]
+    if not points:
+        return None
+    return {'median': statistics.median(pt['median'] for pt in points),
+            'max': max(pt['max'] for pt in points)}
+
+
+def steal_warning(results):
+    """A sentence for the reader when the hypervisor took noticeable CPU time, or None."""
+    st = run_steal(results)
+    if not st or st['max'] < STEAL_WARN:
+        return None
+    return ('the hypervisor took CPU time from this machine during the run (%.1f %% of all CPU '
+            'time per trial as the median, %.1f %% in the worst trial): a vCPU that is not '
+            'running cannot poll or reply, so RTT tails (p99, p99.9), loss and maxima show the '
+            'host\'s neighbours as much as the path; compare runs with steal near 0'
+            % (st['median'], st['max']))
+
+
 def result_key(result):
     return (PATH_ORDER.index(result['path']) if result['path'] in PATH_ORDER else 99,
             result['size'])
@@ -345,6 +388,9 @@ def summary_lines(results, host=None):
         lines.append('%s%s %dB / %s: zero-loss x%s, max x%s' % (
             host + ': ' if host else '', q['path'], q['size'], q['reference'],
             _mmm(q['zero_loss'], _fmt2), _fmt(q['max'], 2)))
+    warning = steal_warning(results)
+    if warning:
+        lines.append('%swarning: %s' % (host + ': ' if host else '', warning))
     return lines
 
 
@@ -360,6 +406,13 @@ def render_markdown(host, run, plots=None):
                    env.get('kernel', '?'), env.get('cpus', '?'), env.get('gen_cpu', '?'),
                    env.get('dut_cpu', '?'), env.get('loadavg', '?'),
                    run.get('repetitions', '?'), run.get('trial_s') or 0))
+    steal = run_steal(results)
+    if steal:
+        out[-1] += (' CPU time stolen by the hypervisor: %.1f %% per trial (median), %.1f %% in '
+                    'the worst trial.' % (steal['median'], steal['max']))
+    warning = steal_warning(results)
+    if warning:
+        out += ['', '> **Warning:** %s.' % (warning[0].upper() + warning[1:])]
     out.append('')
     out.append('## Summary')
     out.append('')
@@ -404,16 +457,16 @@ def render_markdown(host, run, plots=None):
                       fmt_pps(flat.get('delivered_pps')), steps))
         out.append('')
         out.append('| % of max | offered pps | delivered pps | loss % | RTT p50 µs | RTT p99 µs '
-                   '| RTT p99.9 µs | DUT CPU % | softirq s |')
-        out.append('|---|---|---|---|---|---|---|---|---|')
+                   '| RTT p99.9 µs | DUT CPU % | softirq s | steal % |')
+        out.append('|---|---|---|---|---|---|---|---|---|---|')
         for pt in r['sweep']:
-            out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
+            out.append('| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |' % (
                 '%d *' % pt['percent'] if generator_short(pt) else pt['percent'],
                 _mmm(pt['offered_pps'], fmt_pps), _mmm(pt['delivered_pps'], fmt_pps),
                 _mmm(_scaled(pt['loss'], 100.0), lambda v: _fmt(v, 2)),
                 _mmm(pt['rtt_p50_us']), _mmm(pt['rtt_p99_us']), _mmm(pt['rtt_p999_us']),
                 _mmm(pt.get('dut_cpu_pct'), _fmt0),
-                _mmm(pt['softirq_s'], lambda v: _fmt(v, 3))))
+                _mmm(pt['softirq_s'], lambda v: _fmt(v, 3)), _mmm(pt.get('steal_pct'))))
         out.append('')
         if first_short(r['sweep']) is not None:
             out.append('\\* the generator fell short of this step\'s target by more than %d %% '
@@ -479,14 +532,17 @@ def render_fleet(hosts):
     sizes = sorted({r['size'] for run in hosts.values() for r in run['results']})
     out = ['# kbypass.xdp benchmark — fleet', '',
            'Each host has its own report (plots, sweep points) beside this file.', '',
-           '| host | run at | profile | topology | kernel | CPUs | generator / DUT CPU | load before |',
-           '|---|---|---|---|---|---|---|---|']
+           '| host | run at | profile | topology | kernel | CPUs | generator / DUT CPU | load before '
+           '| steal % (median / worst trial) |',
+           '|---|---|---|---|---|---|---|---|---|']
     for host in sorted(hosts):
         run, env = hosts[host], hosts[host].get('environment') or {}
-        out.append('| %s | %s | %s | %s | %s | %s | %s / %s | %s |' % (
+        steal = run_steal(run['results'])
+        out.append('| %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |' % (
             host, run.get('timestamp', '?'), run.get('profile', '?'), run.get('topology', '?'),
             env.get('kernel', '?'), env.get('cpus', '?'), env.get('gen_cpu', '?'),
-            env.get('dut_cpu', '?'), env.get('loadavg', '?')))
+            env.get('dut_cpu', '?'), env.get('loadavg', '?'),
+            '%.1f / %.1f' % (steal['median'], steal['max']) if steal else '—'))
     out += ['', 'Zero-loss throughput (RFC 2544) / maximum delivered per frame size; in brackets '
             'the CPU seconds per million packets at 50 % of the maximum.', '']
     out.append('| host | path | ' + ' | '.join('%d B zero-loss / max' % s for s in sizes) + ' |')

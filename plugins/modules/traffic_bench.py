@@ -162,7 +162,9 @@ notes:
   - Needs root. On veth, the DUT's receive work (XDP, the copy into the socket, the kernel
     stack) runs in the softirq of the sending CPU, hence the separate softirq column.
   - Figures measured while other work runs on the host are noisy; the min-max of the
-    repetitions shows how much.
+    repetitions shows how much. On a virtual machine, every point also carries the CPU time
+    the hypervisor took away during its trials (steal, from /proc/stat); the report warns
+    when it reaches 2 %, because a descheduled vCPU adds its whole pause to an RTT.
 '''
 
 EXAMPLES = r'''
@@ -266,11 +268,10 @@ def proc_cpu_s(pid):
         return None
 
 
-def softirq_s():
-    """Softirq time of all CPUs in seconds (/proc/stat)."""
+def cpu_times():
+    """Softirq, steal and total time of all CPUs in clock ticks (/proc/stat)."""
     with open('/proc/stat') as fh:
-        fields = fh.readline().split()
-    return int(fields[7]) / float(CLK_TCK)
+        return _bench.parse_proc_stat(fh.readline())
 
 
 def _delta(after, before):
@@ -400,10 +401,10 @@ class Bench(object):
                      '--pin-dir', p['gen_pin_dir']]
         pid = self.dut_pid()
         rx0 = self.forwarder_rx(time.time()) if self.meta['mode'] == 'rxdrop' else None
-        cpu0, sirq0 = proc_cpu_s(pid), softirq_s()
+        cpu0, times0 = proc_cpu_s(pid), cpu_times()
         proc = self.children.spawn(argv)
         out, err = self.children.reap(proc, seconds + p['reply_timeout_ms'] / 1000.0 + 15)
-        cpu1, sirq1 = proc_cpu_s(pid), softirq_s()
+        cpu1, times1 = proc_cpu_s(pid), cpu_times()
         rx1 = self.forwarder_rx(time.time()) if rx0 is not None else None
         try:
             gen = json.loads(out.strip().splitlines()[-1])
@@ -415,7 +416,9 @@ class Bench(object):
             self.p999_from_max = True
         return _bench.trial_figures(gen, seconds, self.meta['replies'],
                                     dut_rx=_delta(rx1, rx0) if rx0 is not None else None,
-                                    dut_cpu_s=_delta(cpu1, cpu0), softirq_s=_delta(sirq1, sirq0))
+                                    dut_cpu_s=_delta(cpu1, cpu0),
+                                    softirq_s=(times1['softirq'] - times0['softirq']) / float(CLK_TCK),
+                                    steal=_bench.steal_pct(times1, times0))
 
     # --- one frame size ------------------------------------------------------------------
     def measure(self, size, prof):

@@ -191,6 +191,8 @@ def test_sweep_finds_the_knee_of_a_throttled_forwarder(pair, tmp_path):
     # every point is min/median/max over 3 repetitions
     assert all(pt['repetitions'] == 3 and set(pt['loss']) == {'min', 'median', 'max'}
                for pt in slow['sweep'])
+    # each point says how much CPU time the hypervisor took during its trials (/proc/stat)
+    assert all(0.0 <= pt['steal_pct']['min'] <= pt['steal_pct']['max'] <= 100.0 for pt in slow['sweep'])
 
     for host, res in (('free', free), ('throttled', slow)):
         rep = run_module('bench_report', {'host': host, 'report_dir': str(tmp_path),

@@ -206,7 +206,7 @@ def test_fleet_table_has_a_row_per_host_and_path():
                         '| h1 | kernel-echo | 150 kpps / 200 kpps (2.00) |',
                         '| h2 | afxdp-echo | 100 kpps / 120 kpps (2.00) |']
     # first what each host is: a host without an environment says so instead of failing
-    assert rows[0] == '| h1 | T | quick | netns | k | 2 | ? / ? | ? |'
+    assert rows[0] == '| h1 | T | quick | netns | k | 2 | ? / ? | ? | — |'
     assert rows[1].startswith('| h2 | ? |')
 
 
@@ -277,3 +277,41 @@ def test_steps_the_generator_could_not_offer_are_marked_not_read_as_the_path():
     assert 'the step measures the generator, not the path' in md
     # a full run says nothing of the kind
     assert 'generator' not in _bench.render_markdown('h1', RUN).split('## Sweep points')[1]
+
+
+# --------------------------------------------------------------------------- steal
+def test_proc_stat_line_gives_softirq_steal_and_total():
+    # cpu  user nice system idle iowait irq softirq steal guest guest_nice
+    t = _bench.parse_proc_stat('cpu  100 0 50 800 10 5 20 15 0 0\n')
+    assert t == {'softirq': 20, 'steal': 15, 'total': 1000}
+    # guest time is already in user: not counted twice
+    assert _bench.parse_proc_stat('cpu  100 0 50 800 10 5 20 15 99 99')['total'] == 1000
+    before = _bench.parse_proc_stat('cpu  0 0 0 0 0 0 0 0')
+    after = _bench.parse_proc_stat('cpu  300 0 100 500 0 0 50 50')
+    assert _bench.steal_pct(after, before) == pytest.approx(5.0)
+    assert _bench.steal_pct(before, before) is None
+
+
+def _with_steal(res, medians, worst):
+    for pt, med in zip(res['sweep'], medians):
+        pt['steal_pct'] = {'min': 0.0, 'median': med, 'max': worst}
+    return res
+
+
+def test_steal_is_reported_and_warned_about_from_two_percent():
+    calm = _with_steal(result('afxdp-echo', 64, 400000, 500000), [0.1] * 8, 0.5)
+    md = _bench.render_markdown('h1', dict(RUN, results=[calm]))
+    assert 'CPU time stolen by the hypervisor: 0.1 % per trial (median), 0.5 % in the worst trial.' in md
+    assert 'Warning' not in md and 'warning' not in ' '.join(_bench.summary_lines([calm]))
+    stolen = _with_steal(result('afxdp-echo', 64, 400000, 500000), [1.0, 3.0, 12.0], 25.0)
+    assert _bench.run_steal([stolen]) == {'median': 3.0, 'max': 25.0}   # 3 points carry steal
+    md = _bench.render_markdown('h1', dict(RUN, results=[stolen]))
+    assert '> **Warning:** The hypervisor took CPU time from this machine during the run (3.0 %' in md
+    assert md.split('## Sweep points')[1].count('| steal % |') == 1
+    assert '| 25.0 (0.0–25.0) |' not in md and '| 12.0 (0.0–25.0) |' in md
+    assert _bench.summary_lines([stolen], 'h1')[-1].startswith('h1: warning: the hypervisor took')
+    fleet = _bench.render_fleet({'h1': dict(RUN, results=[stolen])})
+    assert '| 3.0 / 25.0 |' in fleet
+    # figures without steal (an older run) render as before
+    assert _bench.run_steal(RUN['results']) is None
+    assert 'stolen' not in _bench.render_markdown('h1', RUN)
