@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import nullcontext
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns, _xdp
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
@@ -20,6 +21,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     PIN_ROOT,
     default_pin_dir,
 )
+from ansible_collections.kbypass.xdp.plugins.module_utils._lock import LockTimeout, interface_lock
 
 _MAP_KEYS = ('type', 'key_size', 'value_size', 'max_entries', 'flags')
 
@@ -214,24 +216,26 @@ class Attachment(object):
                            'program would be attached' % missing)
                     self.result['changed'] = True
                     m.exit_json(**self.result)
-            if not _netns.netns_exists(netns):
+            if not _netns.netns_exists(netns) and present:
+                m.fail_json(msg='network namespace %r does not exist; create it first '
+                                '(kbypass.xdp.netns_veth or "ip netns add")' % netns)
+            # one task at a time per interface (see _lock); check mode changes nothing, so
+            # it waits for nobody
+            with nullcontext() if m.check_mode else interface_lock(self.ifname, netns):
+                link = _xdp.query(self.ifname, netns) if _netns.netns_exists(netns) else None
+                if link is None and present:
+                    m.fail_json(msg='interface %r not found in %s' % (
+                        self.ifname, 'network namespace %r' % netns if netns else 'the root namespace'))
                 if present:
-                    m.fail_json(msg='network namespace %r does not exist; create it first '
-                                    '(kbypass.xdp.netns_veth or "ip netns add")' % netns)
-                link = None
-            else:
-                link = _xdp.query(self.ifname, netns)
-            if link is None and present:
-                m.fail_json(msg='interface %r not found in %s' % (
-                    self.ifname, 'network namespace %r' % netns if netns else 'the root namespace'))
-            if present:
-                if _bpf.bpffs_error(self.pin_dir):
-                    m.fail_json(msg=_bpf.bpffs_error(self.pin_dir))
-                self.present(link)
-            else:
-                self.absent(link)
+                    if _bpf.bpffs_error(self.pin_dir):
+                        m.fail_json(msg=_bpf.bpffs_error(self.pin_dir))
+                    self.present(link)
+                else:
+                    self.absent(link)
         except _xdp.XdpError as e:
             self.fail(str(e), errno=e.errno)
+        except LockTimeout as e:
+            m.fail_json(msg=str(e), **self.result)
         finally:
             self.cleanup()
         m.exit_json(**self.result)

@@ -90,6 +90,10 @@ notes:
   - Only the first 256 bytes of each packet are kept (the capture's snap length).
   - The capture build costs a ring buffer reservation and a copy per packet; the normal
     object is not changed by it (C(xdp_steer.o) is built from the same, untouched source).
+  - Holds the interface's lock (shared with M(kbypass.xdp.xdp_attach)) from before the swap
+    in until the normal program is back. On Ctrl-C C(ansible-playbook) returns at once while
+    this module still swaps back; an attach or detach started right after waits for it
+    instead of being undone by it.
 '''
 
 EXAMPLES = r'''
@@ -171,6 +175,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     netns_error,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
+from ansible_collections.kbypass.xdp.plugins.module_utils._lock import LockTimeout, interface_lock
 from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import die_if_forked_helper
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -355,6 +360,21 @@ def main():
 
     target = {'interface': p['interface'], 'netns': p['netns'], 'bpftool': p['bpftool'],
               'pin_dir': p['pin_dir'] or default_pin_dir(p['interface'], p['netns'])}
+    if module.check_mode:
+        work(module, target)
+    # held from before the swap in to after the swap back, also when the playbook has
+    # exited on Ctrl-C and this process finishes on its own: an xdp_attach that follows
+    # waits for it (see _lock)
+    try:
+        with interface_lock(p['interface'], p['netns']):
+            work(module, target)
+    except LockTimeout as e:
+        module.fail_json(msg=str(e))
+
+
+def work(module, target):
+    """Check, then capture or restore; exits the module."""
+    p = module.params
     before = current_program(module, target)
     target['ports'] = _bpf.read_steer_ports(target['pin_dir'])
     result = {'changed': False, 'prog_before': _bpf.prog_public(before), 'prog': _bpf.prog_public(before)}

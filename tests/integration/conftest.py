@@ -217,6 +217,34 @@ def no_empty_pin_root():
         pass
 
 
+# iproute2's pin tree, made on first `ip link ... obj` (test_ovs, test_facts, test_jumbo_bed, ...)
+IPROUTE2_PINS = ('/sys/fs/bpf/ip', '/sys/fs/bpf/tc', '/sys/fs/bpf/xdp')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def no_iproute2_pin_tree():
+    """What the session's `ip` calls created on bpffs goes when it holds no pin: the `ip`
+    link and the empty tc/, xdp/ and their globals/ (an rmdir refuses a directory in use)."""
+    before = set(p for p in IPROUTE2_PINS if os.path.lexists(p))
+    yield
+    for path in IPROUTE2_PINS:
+        if path in before or not os.path.lexists(path):
+            continue
+        if os.path.islink(path):
+            os.unlink(path)
+            continue
+        for top, dirs, _files in os.walk(path, topdown=False):
+            for d in dirs:
+                try:
+                    os.rmdir(os.path.join(top, d))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
 def descendants(pid):
     """PIDs below ``pid``: a test signals only processes it started itself (other
     sessions on this machine run the same modules)."""

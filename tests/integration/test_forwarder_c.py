@@ -252,7 +252,7 @@ def test_generator_offers_the_asked_rate_for_the_whole_duration(pair):
                           '--pin-dir', pair.pin], pair.stats)
     sent = [pair.gen('--netns', 'kbtf2', '--dst', '198.18.40.1', '--engine', 'afxdp',
                      '--iface', 'kbtfv2', '--rate', '20000', '--duration', '0.2',
-                     '--count', '100000')['sent'] for _ in range(3)]
+                     '--count', '100000')['sent'] for dummy in range(3)]
     assert pair.stop(fwd)[0] == 0
     assert all(3960 <= n <= 4000 + 64 for n in sent), sent
     assert read_stats(pair.stats)['rx_packets'] == sum(sent)

@@ -164,6 +164,38 @@ def test_state_absent_after_a_killed_capture(bed):
     assert not res['changed'], res
 
 
+def test_a_detach_during_a_capture_waits_for_the_swap_back(bed, tmp_path):
+    """xdp_attach state=absent started while a capture runs waits for the capture's lock:
+    the capture ends with the normal program back, then the detach removes it. Without
+    the lock the detach lands first and the capture's swap back fights it."""
+    from ansible_collections.kbypass.xdp.plugins.module_utils import _xdp
+    dest, done = tmp_path / 'locked.pcapng', {}
+
+    def detach():
+        done['start'] = time.time()
+        done['res'] = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'state': 'absent'})
+        done['end'] = time.time()
+
+    worker = threading.Thread(target=detach)
+    try:
+        res = capture({'dest': str(dest), 'duration': 2, 'count': 0}, worker.start)
+        worker.join(60)
+        assert not res.get('failed'), res.get('msg')
+        assert res['changed'] and res['prog']['tag'] == bed['tag'] and dest.exists()
+        # the detach finished after the capture (2 s from its start), and it detached
+        assert done['end'] - done['start'] >= 1.5, done
+        assert done['res'].get('changed') and not done['res'].get('failed'), done['res']
+        assert _xdp.query(V0, NS1)['xdp']['prog_id'] in (0, None)
+        assert not os.path.exists(PIN)
+        assert not os.path.exists('/run/kbypass/lock'), os.listdir('/run/kbypass/lock')
+    finally:
+        worker.join(60)
+        res = run_module('xdp_attach', {'interface': V0, 'netns': NS1, 'object': OBJ,
+                                        'ports': [4242]})
+        assert not res.get('failed'), res
+        assert attached()['tag'] == bed['tag']
+
+
 def test_playbook_fetches_the_capture_and_always_restores(bed, tmp_path):
     extra = {'observe_interface': V0, 'observe_netns': NS1,
              'observe_bpf_dir': BPF, 'observe_target_dir': str(tmp_path / 'target'),
