@@ -101,7 +101,7 @@ notes:
     C(/sys/fs/bpf) are reachable for every namespace (remounting C(/sys) would hide bpffs).
   - C(bpftool map dump) cannot show XSKMAP entries on current kernels; use the counters.
   - Changes to one interface are serialised with M(kbypass.xdp.xdp_capture) by a lock file
-    in C(/run/kbypass/lock) (removed on release): a task waits, up to 300 s, while a capture
+    in C(/run/kbypass/lock) (removed on release). A task waits, up to 300 s, while a capture
     on the same interface runs or puts the normal program back, then fails naming the
     holder's pid. Check mode does not wait.
 '''
