@@ -216,13 +216,14 @@ class Attachment(object):
                            'program would be attached' % missing)
                     self.result['changed'] = True
                     m.exit_json(**self.result)
-            if not _netns.netns_exists(netns) and present:
+            ns_exists = _netns.netns_exists(netns)
+            if not ns_exists and present:
                 m.fail_json(msg='network namespace %r does not exist; create it first '
                                 '(kbypass.xdp.netns_veth or "ip netns add")' % netns)
             # one task at a time per interface (see _lock); check mode changes nothing, so
             # it waits for nobody
             with nullcontext() if m.check_mode else interface_lock(self.ifname, netns):
-                link = _xdp.query(self.ifname, netns) if _netns.netns_exists(netns) else None
+                link = _xdp.query(self.ifname, netns) if ns_exists else None
                 if link is None and present:
                     m.fail_json(msg='interface %r not found in %s' % (
                         self.ifname, 'network namespace %r' % netns if netns else 'the root namespace'))

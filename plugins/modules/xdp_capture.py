@@ -165,6 +165,7 @@ import os
 import signal
 import tempfile
 import time
+from contextlib import nullcontext
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -360,13 +361,11 @@ def main():
 
     target = {'interface': p['interface'], 'netns': p['netns'], 'bpftool': p['bpftool'],
               'pin_dir': p['pin_dir'] or default_pin_dir(p['interface'], p['netns'])}
-    if module.check_mode:
-        work(module, target)
     # held from before the swap in to after the swap back, also when the playbook has
     # exited on Ctrl-C and this process finishes on its own: an xdp_attach that follows
-    # waits for it (see _lock)
+    # waits for it (see _lock); check mode changes nothing, so it waits for nobody
     try:
-        with interface_lock(p['interface'], p['netns']):
+        with nullcontext() if module.check_mode else interface_lock(p['interface'], p['netns']):
             work(module, target)
     except LockTimeout as e:
         module.fail_json(msg=str(e))
