@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -70,7 +71,7 @@ static struct {
 	double duration, rate;
 	bool afxdp, replies, json;
 	unsigned int reply_timeout_ms, series_ms;
-	int cpu;
+	int cpu, cpu_of;
 } cfg = {
 	.dport = 4242, .sport = 40000, .size = 64, .batch = 32, .count = 1000,
 	.duration = 10, .reply_timeout_ms = 1000, .cpu = -1,
@@ -85,11 +86,55 @@ static struct {
 	uint8_t *seen; /* bitmap of sequence numbers already answered */
 	uint32_t *rtt_ns;
 	uint64_t nsamples;
-	uint64_t t0;
+	uint64_t t0, t_sent; /* sending started / stopped */
+	double cpu_of0, cpu_of1; /* --cpu-of: its CPU seconds then, < 0 when unreadable */
 	struct { double t; uint64_t tx, rx; } series[MAX_SERIES];
 	unsigned int nseries;
 	uint64_t next_series_ns;
 } R;
+
+/* utime + stime of a process in seconds, or -1 (gone, or not readable). */
+static double proc_cpu_s(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* after "pid (comm) ": state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt,
+	 * cminflt, majflt, cmajflt, utime, stime (proc(5)); comm may hold spaces and ')' */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+			 &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Sending starts: the clock of --duration and the CPU window of --cpu-of start together,
+ * after the set-up (UMEM, socket, ARP: tens of ms), so that a short trial sends for its
+ * whole duration and a busy device under test is not charged for our set-up. */
+static void sending_starts(void)
+{
+	R.cpu_of0 = cfg.cpu_of ? proc_cpu_s(cfg.cpu_of) : -1;
+	R.t0 = kb_now_ns();
+	R.next_series_ns = R.t0;
+}
+
+/* Sending stops (once): the end of the --cpu-of window, before the wait for late replies. */
+static void sending_stops(void)
+{
+	if (R.t_sent)
+		return;
+	R.t_sent = kb_now_ns();
+	R.cpu_of1 = cfg.cpu_of ? proc_cpu_s(cfg.cpu_of) : -1;
+}
 
 static void note_reply(const unsigned char *pl, size_t len, uint64_t now)
 {
@@ -280,8 +325,7 @@ static void run_socket(uint64_t duration_ns)
 
 	if (cfg.batch > 256)
 		cfg.batch = 256;
-	R.t0 = kb_now_ns();
-	R.next_series_ns = R.t0;
+	sending_starts();
 	deadline = R.t0 + duration_ns;
 	while (!stop_flag && R.sent < cfg.count) {
 		uint64_t now = kb_now_ns(), want;
@@ -321,6 +365,7 @@ static void run_socket(uint64_t duration_ns)
 		if (cfg.replies)
 			drain_socket(s, now);
 	}
+	sending_stops();
 	if (cfg.replies) {
 		uint64_t end = kb_now_ns() + (uint64_t)cfg.reply_timeout_ms * 1000000ull;
 		struct pollfd p = { .fd = s, .events = POLLIN };
@@ -607,10 +652,7 @@ static void run_afxdp(uint64_t duration_ns, int map_fd)
 			kb_die("cannot register in xsks_map: %s", strerror(-err));
 	}
 
-	/* the clock starts after set-up (UMEM, socket, ARP: tens of ms), so that a short
-	 * trial sends for its whole duration and offers the rate it was asked for */
-	R.t0 = kb_now_ns();
-	R.next_series_ns = R.t0;
+	sending_starts();
 	uint64_t deadline = R.t0 + duration_ns, end_replies = 0;
 
 	for (;;) {
@@ -671,6 +713,7 @@ static void run_afxdp(uint64_t duration_ns, int map_fd)
 			continue;
 		}
 		if (now >= deadline || R.sent >= cfg.count) {
+			sending_stops();
 			if (!cfg.replies && !outstanding)
 				break;
 			if (!end_replies)
@@ -753,7 +796,9 @@ static void usage(FILE *f)
 "usage: kbypass-gen --dst ADDR [--netns NS] [--iface IF] [--dport 4242] [--sport 40000]\n"
 "         [--size 64] [--count N] [--duration SEC] [--rate PPS] [--engine socket|afxdp]\n"
 "         [--replies] [--reply-timeout MS] [--json] [--series-interval MS]\n"
-"         [--batch 32] [--cpu N] [--pin-dir DIR] [--dst-mac MAC]\n"
+"         [--batch 32] [--cpu N] [--pin-dir DIR] [--dst-mac MAC] [--cpu-of PID]\n"
+"--cpu-of PID reports that process's CPU seconds (utime + stime) while sending, as\n"
+"\"cpu_of\" in --json: the device under test's cost without our set-up or reply wait.\n"
 "--size is the Ethernet frame length without FCS (the payload never goes below the\n"
 "16-byte sequence/timestamp header), up to the interface MTU + 14; the afxdp engine\n"
 "sends a frame over 2048 bytes as several descriptors (XDP_USE_SG; exit 3 if refused).\n"
@@ -764,7 +809,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	enum { O_NETNS = 256, O_IFACE, O_DPORT, O_SPORT, O_SIZE, O_COUNT, O_DUR, O_RATE, O_ENG,
-	       O_REPL, O_RTO, O_JSON, O_SER, O_BATCH, O_CPU, O_PIN, O_DMAC, O_DST };
+	       O_REPL, O_RTO, O_JSON, O_SER, O_BATCH, O_CPU, O_PIN, O_DMAC, O_DST, O_CPUOF };
 	static const struct option opts[] = {
 		{ "dst", required_argument, NULL, O_DST },
 		{ "netns", required_argument, NULL, O_NETNS },
@@ -782,6 +827,7 @@ int main(int argc, char **argv)
 		{ "series-interval", required_argument, NULL, O_SER },
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "cpu", required_argument, NULL, O_CPU },
+		{ "cpu-of", required_argument, NULL, O_CPUOF },
 		{ "pin-dir", required_argument, NULL, O_PIN },
 		{ "dst-mac", required_argument, NULL, O_DMAC },
 		{ "help", no_argument, NULL, 'h' },
@@ -816,6 +862,7 @@ int main(int argc, char **argv)
 		case O_SER: cfg.series_ms = (unsigned int)kb_parse_u64("--series-interval", optarg, 10, 60000); break;
 		case O_BATCH: cfg.batch = (unsigned int)kb_parse_u64("--batch", optarg, 1, 256); break;
 		case O_CPU: cfg.cpu = (int)kb_parse_u64("--cpu", optarg, 0, 4095); break;
+		case O_CPUOF: cfg.cpu_of = (int)kb_parse_u64("--cpu-of", optarg, 1, INT_MAX); break;
 		case O_PIN: cfg.pin_dir = optarg; break;
 		case O_DMAC: cfg.dst_mac = optarg; break;
 		case 'h': usage(stdout); return 0;
@@ -870,6 +917,7 @@ int main(int argc, char **argv)
 		run_afxdp((uint64_t)(cfg.duration * 1e9), map_fd);
 	else
 		run_socket((uint64_t)(cfg.duration * 1e9));
+	sending_stops(); /* interrupted before the end */
 	t_end = kb_now_ns();
 	dur = (double)(t_end - R.t0) / 1e9;
 	if (cfg.series_ms && R.nseries < MAX_SERIES) {
@@ -905,6 +953,11 @@ int main(int argc, char **argv)
 			      (unsigned long long)R.nsamples);
 	else
 		kb_buf_printf(&b, "\"rtt_us\": null, ");
+	if (R.cpu_of0 >= 0 && R.cpu_of1 >= 0)
+		kb_buf_printf(&b, "\"cpu_of\": {\"pid\": %d, \"cpu_s\": %.3f, \"window_s\": %.6f}, ",
+			      cfg.cpu_of, R.cpu_of1 - R.cpu_of0, (double)(R.t_sent - R.t0) / 1e9);
+	else
+		kb_buf_printf(&b, "\"cpu_of\": null, ");
 	kb_buf_printf(&b, "\"series\": [");
 	for (unsigned int i = 0; i < R.nseries; i++)
 		kb_buf_printf(&b, "%s{\"t\": %.3f, \"tx\": %llu, \"rx\": %llu}", i ? ", " : "",

@@ -164,7 +164,7 @@ notes:
   - Figures measured while other work runs on the host are noisy; the min-max of the
     repetitions shows how much. On a virtual machine, every point also carries the CPU time
     the hypervisor took away during its trials (steal, from /proc/stat); the report warns
-    when it reaches 2 %, because a descheduled vCPU adds its whole pause to an RTT.
+    from 2 % per trial (median) or 10 % in one trial, because a descheduled vCPU adds its whole pause to an RTT.
 '''
 
 EXAMPLES = r'''
@@ -400,11 +400,13 @@ class Bench(object):
             argv += ['--replies', '--reply-timeout', str(p['reply_timeout_ms']),
                      '--pin-dir', p['gen_pin_dir']]
         pid = self.dut_pid()
+        if pid:
+            argv += ['--cpu-of', str(pid)]
         rx0 = self.forwarder_rx(time.time()) if self.meta['mode'] == 'rxdrop' else None
-        cpu0, times0 = proc_cpu_s(pid), cpu_times()
+        times0 = cpu_times()
         proc = self.children.spawn(argv)
         out, err = self.children.reap(proc, seconds + p['reply_timeout_ms'] / 1000.0 + 15)
-        cpu1, times1 = proc_cpu_s(pid), cpu_times()
+        times1 = cpu_times()
         rx1 = self.forwarder_rx(time.time()) if rx0 is not None else None
         try:
             gen = json.loads(out.strip().splitlines()[-1])
@@ -416,7 +418,6 @@ class Bench(object):
             self.p999_from_max = True
         return _bench.trial_figures(gen, seconds, self.meta['replies'],
                                     dut_rx=_delta(rx1, rx0) if rx0 is not None else None,
-                                    dut_cpu_s=_delta(cpu1, cpu0),
                                     softirq_s=(times1['softirq'] - times0['softirq']) / float(CLK_TCK),
                                     steal=_bench.steal_pct(times1, times0))
 

@@ -272,10 +272,13 @@ def test_role_two_port_setup_measures_and_restores(ports, tmp_path):
                {'min', 'median', 'max'} for r in run['results']), run['results']
     fixed = dict((p, by[p]['fixed'][0]) for p in by)
     assert all(pt['target_pps'] == 20000 for pt in fixed.values()), fixed
-    # the dedicated-core forwarder spins between packets (20 kpps: a gap of 50 us, its
-    # spin 1 ms): it takes more CPU than the sleeping one at the same rate
+    # the dedicated-core forwarder never sleeps (a busy-poll loop between packets): it
+    # takes more CPU than the sleeping one at the same rate
     assert fixed['afxdp-echo-busy']['dut_cpu_pct']['median'] > \
         fixed['afxdp-echo']['dut_cpu_pct']['median'], fixed
+    # ... but one core at most: the generator's set-up and reply wait, which the busy
+    # forwarder spins through too, are outside the window its CPU is read over (10 ms ticks)
+    assert fixed['afxdp-echo-busy']['dut_cpu_pct']['max'] <= 105, fixed
     md = (reports / 'bench-localhost.md').read_text()
     assert '## At fixed offered rates' in md and '| afxdp-echo-busy | 64 B | 20 kpps |' in md
     assert '## Against the in-kernel XDP_TX reflector' in md

@@ -258,6 +258,28 @@ def test_generator_offers_the_asked_rate_for_the_whole_duration(pair):
     assert read_stats(pair.stats)['rx_packets'] == sum(sent)
 
 
+def test_generator_charges_the_dut_only_while_it_sends(pair):
+    """--cpu-of PID reads the DUT's CPU time when sending starts and when it stops: a
+    forwarder that never sleeps (--busy-poll) shows one core over that window, although the
+    generator then waits another 300 ms for replies that rxdrop never sends."""
+    fwd = pair.start_fwd(['--iface', 'kbtfv1', '--netns', 'kbtf1', '--mode', 'rxdrop',
+                          '--pin-dir', pair.pin, '--busy-poll', '--coalesce-usec', '0',
+                          '--cpus', '1'], pair.stats)
+    g = pair.gen('--netns', 'kbtf2', '--dst', '198.18.40.1', '--rate', '20000',
+                 '--duration', '0.3', '--count', '100000', '--replies', '--reply-timeout', '300',
+                 '--cpu', '0', '--cpu-of', str(fwd.pid))
+    gone = pair.gen('--netns', 'kbtf2', '--dst', '198.18.40.1', '--count', '10',
+                    '--cpu-of', '2147483647')
+    assert pair.stop(fwd)[0] == 0
+    cpu = g['cpu_of']
+    assert cpu['pid'] == fwd.pid and 0.3 <= cpu['window_s'] < 0.33, g
+    # the busy forwarder's core over the sending window only (10 ms ticks: +-0.02 s); with
+    # the reply wait counted it would be about 0.6 s
+    assert 0.24 <= cpu['cpu_s'] <= cpu['window_s'] + 0.02, g
+    assert g['duration_s'] > 0.55, g                # the reply wait did happen
+    assert gone['cpu_of'] is None                   # no such process: no figure
+
+
 def test_kernel_mode_reinjects_into_local_socket(pair):
     # A normal socket in the DUT namespace; the steering program takes 4242 away from
     # the stack, so whatever this socket reads came through user space and the TAP.
