@@ -20,6 +20,15 @@ STATE_ROOT = '/run/kbypass'
 ROOT_NS_LABEL = 'init_net'  # pin path component for the root network namespace
 
 
+def prune_dir(path):
+    """Remove the directory ``path`` if it is empty: a state directory goes with its last
+    file, so that a teardown leaves nothing under /run. One still in use (or gone) stays."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
 def ifname_error(name):
     """Return a human message when ``name`` cannot be a Linux interface name, else None.
 

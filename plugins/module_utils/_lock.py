@@ -21,7 +21,7 @@ import os
 import time
 from contextlib import contextmanager
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT, prune_dir
 
 LOCK_DIR = STATE_ROOT + '/lock'
 _POLL = 0.05
@@ -100,7 +100,4 @@ def interface_lock(ifname, netns=None, timeout=300.0, lock_dir=LOCK_DIR):
         except OSError:
             pass
         os.close(fd)
-        try:
-            os.rmdir(lock_dir)  # the last one out; fails while other locks exist
-        except OSError:
-            pass
+        prune_dir(lock_dir)  # the last one out; stays while other locks exist

@@ -26,7 +26,7 @@ import signal
 import subprocess
 import time
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT, parse_cpulist
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT, parse_cpulist, prune_dir
 
 FORWARDER_STATE_DIR = STATE_ROOT + '/forwarder'
 SYSTEMD_RUNTIME_UNIT_DIR = '/run/systemd/system'
@@ -426,10 +426,7 @@ class SystemdUnit(object):
             raise RuntimeError('systemctl stop %s failed (rc=%d): %s' % (self.unit, rc, err or out))
         self._ctl('reset-failed', self.unit)
         removed = remove_files([self.dropin])
-        try:
-            os.rmdir(os.path.dirname(self.dropin))
-        except OSError:
-            pass
+        prune_dir(os.path.dirname(self.dropin))
         if removed:
             self._ctl('daemon-reload')
         return removed

@@ -174,7 +174,8 @@ options:
   state_dir:
     description:
       - Directory for the pidfile, log, stats and args files. An absolute path outside
-        the kernel's pseudo file systems (C(/proc), C(/sys), C(/dev)).
+        the kernel's pseudo file systems (C(/proc), C(/sys), C(/dev)). Created on start,
+        removed when a stop leaves it empty.
     type: path
     default: /run/kbypass/forwarder
   start_timeout:
@@ -334,6 +335,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     format_cpulist,
     ifname_error,
     netns_error,
+    prune_dir,
     state_dir_error,
     where,
 )
@@ -861,6 +863,7 @@ def main():
             fwd.stop(pid, start)
         if action in ('stop', 'cleanup'):
             result['removed'] = sv.remove_files(paths.all())
+            prune_dir(paths.state_dir)  # the last instance's files were its content
             pid = None
         elif action in ('start', 'restart'):
             sv.remove_files([paths.pid, paths.args])

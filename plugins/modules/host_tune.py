@@ -68,7 +68,7 @@ options:
     default: false
   state_dir:
     description: Directory holding the saved originals (an absolute path, not under
-      C(/proc), C(/sys) or C(/dev)).
+      C(/proc), C(/sys) or C(/dev)); removed when a restore leaves it empty.
     type: path
     default: /run/kbypass/tuning
 attributes:
@@ -139,7 +139,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error, state_dir_error
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error, prune_dir, state_dir_error
 from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq, _supervise
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
@@ -327,6 +327,7 @@ def roll_back(module, netns, written, path, saved):
         save_state(path, saved)
     elif os.path.exists(path):
         os.remove(path)
+        prune_dir(os.path.dirname(path))
     return sorted(p for p, e in res['write'] if e)
 
 
@@ -414,6 +415,7 @@ def main():
             irqb['restarted'] = _restart_irqbalance(module)
     if restoring and file_exists and not module.check_mode:
         os.remove(path)
+        prune_dir(os.path.dirname(path))
 
     if p['check_process']:
         result['processes'] = check_processes(p['check_process'], req['expected'])

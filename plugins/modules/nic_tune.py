@@ -145,7 +145,7 @@ options:
     default: false
   state_dir:
     description: Directory holding the saved originals (an absolute path, not under
-      C(/proc), C(/sys) or C(/dev)).
+      C(/proc), C(/sys) or C(/dev)); removed when a restore leaves it empty.
     type: path
     default: /run/kbypass/tuning
 attributes:
@@ -254,6 +254,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
+    prune_dir,
     state_dir_error,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
@@ -731,6 +732,7 @@ def main():
     if p['state'] == 'restored':
         if not module.check_mode and file_exists:
             os.remove(path)
+            prune_dir(os.path.dirname(path))
         result['saved'] = {} if not module.check_mode else state.get('original', {})
     else:
         result['saved'] = state.get('original', {}) if (file_exists or changes) else {}

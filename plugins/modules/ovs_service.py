@@ -122,6 +122,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kbypass.xdp.plugins.module_utils import _supervise as sv
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import prune_dir
 from ansible_collections.kbypass.xdp.plugins.module_utils._ovs import OVS_MISSING
 
 DAEMONS = ('ovs-vswitchd', 'ovsdb-server')
@@ -265,10 +266,7 @@ def main():
                     svc.stop(manager)
                 result['removed'] = sv.remove_files((marker or {}).get('created') or [])
                 sv.remove_files([svc.marker])
-                try:
-                    os.rmdir(module.params['state_dir'])  # only when empty
-                except OSError:
-                    pass
+                prune_dir(module.params['state_dir'])
     if module._diff:
         result['diff'] = {'before': {'running': running},
                           'after': {'running': result['running']}}

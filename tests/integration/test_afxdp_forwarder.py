@@ -131,6 +131,7 @@ def test_lifecycle_idempotence_restart_and_kill9(fwd):
     assert _wait_dead(pid) and _ours() == []
     assert not os.path.exists(STATE + '/kbtm-echo.pid')
     assert glob.glob(STATE + '/kbtm-echo.*') == []
+    assert not os.path.exists(STATE)  # the last instance gone: its state dir too
     r = run_module('afxdp_forwarder', {'name': 'kbtm-echo', 'state': 'stopped',
                                        'state_dir': STATE})
     assert r['changed'] is False and r['operation'] == 'none'

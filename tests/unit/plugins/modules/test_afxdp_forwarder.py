@@ -231,7 +231,7 @@ def test_main_lifecycle_with_stand_in(bench):
     r6 = run_main(mod, dict(name='u1', state='stopped', state_dir=bench['state_dir']))
     assert r6['changed'] is True and r6['operation'] == 'stop' and r6['running'] is False
     assert not sv.is_alive(r5['pid'])
-    assert os.listdir(bench['state_dir']) == []
+    assert not os.path.exists(bench['state_dir'])  # its last files gone: the dir too
     r7 = run_main(mod, dict(name='u1', state='stopped', state_dir=bench['state_dir']))
     assert r7['changed'] is False and r7['operation'] == 'none'
 
@@ -299,7 +299,7 @@ def test_main_stopped_cleans_stale_files(bench, tmp_path):
     r = run_main(mod, dict(name='u7', state='stopped', state_dir=state))
     assert r['changed'] is True and r['operation'] == 'cleanup'
     assert sorted(r['removed']) == sorted([paths.pid, paths.args])
-    assert os.listdir(state) == []
+    assert not os.path.exists(state)  # its last files gone: the dir too
 
 
 def test_main_stale_pidfile_of_reused_pid_is_not_ours(bench):
@@ -312,7 +312,7 @@ def test_main_stale_pidfile_of_reused_pid_is_not_ours(bench):
     r = run_main(mod, dict(bench, name='u8'))
     assert r['operation'] == 'start' and r['pid'] != os.getpid()
     run_main(mod, dict(name='u8', state='stopped', state_dir=state))
-    assert os.listdir(state) == []
+    assert not os.path.exists(state)  # its last files gone: the dir too
 
 
 # ------------------------------------------------------------------ systemd supervisor
@@ -405,7 +405,7 @@ def test_main_systemd_supervisor_with_fake_systemctl(bench, fake_systemd):
     assert r3['changed'] is True and r3['operation'] == 'stop'
     assert not sv.is_alive(mainpid) and not dropin.exists()
     assert 'stop kbypass-fwd@u9.service' in fake_systemd['calls'].read_text()
-    assert os.listdir(bench['state_dir']) == []
+    assert not os.path.exists(bench['state_dir'])  # its last files gone: the dir too
 
 
 def test_main_systemd_requested_without_systemd_fails_clearly(bench, monkeypatch):
