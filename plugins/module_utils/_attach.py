@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from contextlib import nullcontext
 
 from ansible_collections.kbypass.xdp.plugins.module_utils import _bpf, _netns, _xdp
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
@@ -21,7 +20,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     PIN_ROOT,
     default_pin_dir,
 )
-from ansible_collections.kbypass.xdp.plugins.module_utils._lock import LockTimeout, interface_lock
+from ansible_collections.kbypass.xdp.plugins.module_utils._lock import LockTimeout, module_lock
 
 _MAP_KEYS = ('type', 'key_size', 'value_size', 'max_entries', 'flags')
 
@@ -220,9 +219,8 @@ class Attachment(object):
             if not ns_exists and present:
                 m.fail_json(msg='network namespace %r does not exist; create it first '
                                 '(kbypass.xdp.netns_veth or "ip netns add")' % netns)
-            # one task at a time per interface (see _lock); check mode changes nothing, so
-            # it waits for nobody
-            with nullcontext() if m.check_mode else interface_lock(self.ifname, netns):
+            # one task at a time per interface (see _lock)
+            with module_lock(m.check_mode, self.ifname, netns):
                 link = _xdp.query(self.ifname, netns) if ns_exists else None
                 if link is None and present:
                     m.fail_json(msg='interface %r not found in %s' % (

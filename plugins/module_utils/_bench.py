@@ -63,10 +63,9 @@ KNEE_LOSS = 0.001
 # reading a knee into it (relative to the maximum, not the step: a few hundred pps of
 # jitter at a low step say nothing about the path)
 GEN_SHORT = 0.05
-# hypervisor steal (% of all CPU time in a trial) from which the report warns: a vCPU that
-# is not running cannot poll or reply, so each steal adds its length to an RTT
-# steal worth a warning: per trial as the run's median, or in one trial (a short quiet run
-# often has one trial with a few per cent: no reason to cry wolf)
+# hypervisor steal (% of all CPU time in a trial) from which the report warns, per trial as
+# the run's median or in one trial (a quiet run often has one trial with a few per cent): a
+# vCPU that is not running cannot poll or reply, so each steal adds its length to an RTT
 STEAL_WARN = 2.0
 STEAL_WARN_TRIAL = 10.0
 

@@ -19,7 +19,7 @@ import errno
 import fcntl
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT, prune_dir
 
@@ -101,3 +101,8 @@ def interface_lock(ifname, netns=None, timeout=300.0, lock_dir=LOCK_DIR):
             pass
         os.close(fd)
         prune_dir(lock_dir)  # the last one out; stays while other locks exist
+
+
+def module_lock(check_mode, ifname, netns=None):
+    """interface_lock for a module's run; check mode changes nothing, so it waits for nobody."""
+    return nullcontext() if check_mode else interface_lock(ifname, netns)

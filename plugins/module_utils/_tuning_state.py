@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import STATE_ROOT, prune_dir
 from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import write_json_atomic
 
 TUNING_STATE_DIR = STATE_ROOT + '/tuning'
@@ -72,6 +72,13 @@ def save_state(path, data):
     except OSError as exc:
         raise ValueError('cannot save the original values in %s: %s'
                          % (path, exc.strerror or exc))
+
+
+def remove_state(path):
+    """Remove a saved-originals file; its directory goes with the last one (save_state
+    creates it again)."""
+    os.remove(path)
+    prune_dir(os.path.dirname(path))
 
 
 def remember(state, section, key, value):

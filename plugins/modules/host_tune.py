@@ -139,13 +139,14 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error, prune_dir, state_dir_error
+from ansible_collections.kbypass.xdp.plugins.module_utils._common import netns_error, state_dir_error
 from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
 from ansible_collections.kbypass.xdp.plugins.module_utils import _irq, _supervise
 from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
     TUNING_STATE_DIR,
     load_state,
     remember,
+    remove_state,
     save_state,
     state_file,
     sysctl_path,
@@ -326,8 +327,7 @@ def roll_back(module, netns, written, path, saved):
     if saved['original']:
         save_state(path, saved)
     elif os.path.exists(path):
-        os.remove(path)
-        prune_dir(os.path.dirname(path))
+        remove_state(path)
     return sorted(p for p, e in res['write'] if e)
 
 
@@ -414,8 +414,7 @@ def main():
         if 'irqbalance' in changes and irqb['running'] and p['irqbalance_restart']:
             irqb['restarted'] = _restart_irqbalance(module)
     if restoring and file_exists and not module.check_mode:
-        os.remove(path)
-        prune_dir(os.path.dirname(path))
+        remove_state(path)
 
     if p['check_process']:
         result['processes'] = check_processes(p['check_process'], req['expected'])

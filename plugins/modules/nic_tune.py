@@ -254,7 +254,6 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     ifname_error,
     netns_error,
-    prune_dir,
     state_dir_error,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._netns import HelperError, fs_op, netns_exists
@@ -273,6 +272,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._tuning_state import (
     TUNING_STATE_DIR,
     load_state,
     remember,
+    remove_state,
     save_state,
     state_file,
     target_key,
@@ -731,8 +731,7 @@ def main():
                         % item)
     if p['state'] == 'restored':
         if not module.check_mode and file_exists:
-            os.remove(path)
-            prune_dir(os.path.dirname(path))
+            remove_state(path)
         result['saved'] = {} if not module.check_mode else state.get('original', {})
     else:
         result['saved'] = state.get('original', {}) if (file_exists or changes) else {}

@@ -164,7 +164,8 @@ notes:
   - Figures measured while other work runs on the host are noisy; the min-max of the
     repetitions shows how much. On a virtual machine, every point also carries the CPU time
     the hypervisor took away during its trials (steal, from /proc/stat); the report warns
-    from 2 % per trial (median) or 10 % in one trial, because a descheduled vCPU adds its whole pause to an RTT.
+    from 2 % per trial (median) or 10 % in one trial, because a descheduled vCPU adds its
+    whole pause to an RTT.
 '''
 
 EXAMPLES = r'''

@@ -165,7 +165,6 @@ import os
 import signal
 import tempfile
 import time
-from contextlib import nullcontext
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -176,7 +175,7 @@ from ansible_collections.kbypass.xdp.plugins.module_utils._common import (
     netns_error,
 )
 from ansible_collections.kbypass.xdp.plugins.module_utils._deps import require_pyroute2
-from ansible_collections.kbypass.xdp.plugins.module_utils._lock import LockTimeout, interface_lock
+from ansible_collections.kbypass.xdp.plugins.module_utils._lock import LockTimeout, module_lock
 from ansible_collections.kbypass.xdp.plugins.module_utils._supervise import die_if_forked_helper
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -363,9 +362,9 @@ def main():
               'pin_dir': p['pin_dir'] or default_pin_dir(p['interface'], p['netns'])}
     # held from before the swap in to after the swap back, also when the playbook has
     # exited on Ctrl-C and this process finishes on its own: an xdp_attach that follows
-    # waits for it (see _lock); check mode changes nothing, so it waits for nobody
+    # waits for it (see _lock)
     try:
-        with nullcontext() if module.check_mode else interface_lock(p['interface'], p['netns']):
+        with module_lock(module.check_mode, p['interface'], p['netns']):
             work(module, target)
     except LockTimeout as e:
         module.fail_json(msg=str(e))
